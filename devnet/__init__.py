@@ -1,0 +1,1 @@
+"""devnet: see DESIGN.md section 2."""

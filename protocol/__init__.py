@@ -1,0 +1,8 @@
+"""The pure domain of the oracle runner: specs, messages, codec. No IO; imports nothing of the project.
+
+Importing the package registers every message and record kind with ``protocol.codec.CODEC``.
+"""
+
+from protocol import messages, records
+
+__all__ = ["messages", "records"]

@@ -1,0 +1,1 @@
+"""storage: see DESIGN.md section 2."""

@@ -1,0 +1,1 @@
+"""supervision: see DESIGN.md section 2."""
