@@ -3,6 +3,6 @@
 Importing the package registers every message and record kind with ``protocol.codec.CODEC``.
 """
 
-from protocol import messages, records
+from protocol import hyperliquid, messages, records
 
-__all__ = ["messages", "records"]
+__all__ = ["hyperliquid", "messages", "records"]
