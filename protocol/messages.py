@@ -101,6 +101,7 @@ class CheckChildren(Message):
     """Ask a supervisor to look for children whose thread died without telling it."""
 
     kind: Literal["check_children"] = "check_children"
+    periodic: bool = False
 
 
 class WhichChildren(Message):

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from protocol.codec import register
 from protocol.spec import Frozen, MarketSpec
-from protocol.supervision import ChildSpec, SupervisorSpec
+from protocol.supervision import ChildSpec, FaultRule, SupervisorSpec
 
 
 class AuditEntry(Frozen):
@@ -45,3 +45,4 @@ register(SchemaVersion, kind="schema_version")
 register(MarketSpec, kind="market_spec")
 register(ChildSpec, kind="child_spec")
 register(SupervisorSpec, kind="supervisor_spec")
+register(FaultRule, kind="fault_rule")

@@ -115,3 +115,31 @@ class SupervisorSpec(Frozen):
 
 
 ChildSpec.model_rebuild()
+
+
+class FaultAction(StrEnum):
+    RAISE = "raise"
+    """The handler raises ``InjectedFault``: the actor crashes as if its code had failed."""
+    DELAY = "delay"
+    """The handler sleeps ``delay_s`` of real time before handling the message."""
+    DROP = "drop"
+    """The message is not handled; an ``ask`` gets ``InjectedFault`` back, the actor lives on."""
+    STOP = "stop"
+    """The actor's thread ends without telling anyone: its supervisor must notice the dead ref."""
+
+
+class FaultRule(Frozen):
+    """Crash, delay, drop or stop actors matching ``actor`` on messages matching ``message``.
+
+    Patterns are shell globs (``resolver:*``) over registered names and message kinds. The rule
+    lets the first ``skip`` matches pass, then fires with ``probability`` at most ``times`` times
+    (``None``: without limit).
+    """
+
+    actor: str = Field(min_length=1)
+    message: str = "*"
+    action: FaultAction
+    times: Annotated[int, Field(ge=1)] | None = 1
+    skip: Annotated[int, Field(ge=0)] = 0
+    probability: Annotated[float, Field(ge=0, le=1)] = 1.0
+    delay_s: Annotated[float, Field(ge=0, le=60)] = 0.0

@@ -1,0 +1,265 @@
+"""The base of every actor in the tree: typed messages in, crashes out to the supervisor.
+
+A subclass implements ``handle`` (a ``match`` over message types reads as its state machine)
+and, if it keeps state across restarts, ``checkpoint_type`` + ``restore``::
+
+    class Counter(SupervisedActor):
+        checkpoint_type = CounterState
+
+        def restore(self, state: CounterState | None) -> None:
+            self.n = state.n if state else 0
+
+        def handle(self, message: Message) -> object:
+            match message:
+                case Increment():
+                    self.n += 1
+                    self.checkpoint(CounterState(n=self.n))   # persisted before it is reported
+                    return self.n
+            return self.unhandled(message)
+
+What pykka leaves to the caller, this class guarantees: an exception in ``handle`` crashes the
+actor whether the message came by ``tell`` or ``ask`` (the asker gets the exception too), the
+supervisor is told at once, and no message is handled by an instance that has crashed. A failing
+``on_start`` (including ``restore``) is a crash as well.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, TypeVar
+
+import pykka
+from pydantic import BaseModel
+
+from protocol.messages import ChildExited, GetState
+from protocol.supervision import ExitReason, FaultAction
+from supervision.clock import Clock
+from supervision.errors import InjectedFault, UnknownMessage
+from supervision.faults import FaultPlan
+from supervision.registry import Registry
+
+log = logging.getLogger(__name__)
+S = TypeVar("S", bound=BaseModel)
+MAX_ERROR_TEXT = 500
+
+
+class CheckpointStore(Protocol):
+    """Where actors keep their state between incarnations (``storage.Checkpoints``)."""
+
+    def save(self, actor_name: str, state: BaseModel) -> None: ...
+
+    def load(self, actor_name: str, expect: type[S] | None = None) -> S | None: ...
+
+
+@dataclass
+class Services:
+    """Everything shared by the actors of one runtime."""
+
+    registry: Registry
+    clock: Clock
+    actor_types: Mapping[str, type[SupervisedActor]]
+    checkpoints: CheckpointStore | None = None
+    faults: FaultPlan | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Named dependencies for actors: clients, config, metrics."""
+    on_root_failure: Callable[[str], None] = lambda reason: None
+    redact: Callable[[str], str] = lambda text: text
+    """Applied to every error text before it is stored, logged or shown."""
+    threads: list[threading.Thread] = field(default_factory=list)
+    """Every actor thread ever started, so a stop can prove none is left."""
+    threads_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass(frozen=True)
+class ActorContext:
+    """What one incarnation is told at birth: its name, parent, arguments and the services."""
+
+    name: str
+    actor_type: str
+    services: Services
+    parent: pykka.ActorRef[Any] | None = None
+    args: Mapping[str, Any] = field(default_factory=dict)
+    incarnation: int = 1
+
+
+def describe(exc: BaseException, redact: Callable[[str], str] = lambda t: t) -> str:
+    """``"TypeName: message"``, redacted and bounded, for registries and ``ChildExited``."""
+    text = redact(f"{type(exc).__name__}: {exc}")
+    return text if len(text) <= MAX_ERROR_TEXT else text[: MAX_ERROR_TEXT - 1] + "…"
+
+
+class _Dropped(Exception):
+    """Internal: the fault plan dropped the message (a tell is ignored, an ask gets None)."""
+
+
+class SupervisedActor(pykka.ThreadingActor):
+    """A pykka actor that reports its exits to its supervisor and obeys the fault plan."""
+
+    use_daemon_thread = True
+    checkpoint_type: ClassVar[type[BaseModel] | None] = None
+
+    def __init__(self, ctx: ActorContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.name = ctx.name
+        self.services = ctx.services
+        self.clock = ctx.services.clock
+        self.registry = ctx.services.registry
+        self._faults = ctx.services.faults
+        self._exit_reported = False
+        self._finishing = False
+
+    # --- hooks for subclasses ------------------------------------------------------------
+
+    def restore(self, state: Any) -> None:
+        """Rebuild state from the last checkpoint (``None`` on the first start)."""
+
+    def init(self) -> None:
+        """Start-up work after ``restore``, in the actor's own thread."""
+
+    def handle(self, message: Any) -> Any:
+        """Handle one message; the return value answers an ``ask``."""
+        return self.unhandled(message)
+
+    def snapshot(self) -> Any:
+        """What ``GetState`` answers: a model or plain data describing the state now."""
+        return {}
+
+    def terminate(self) -> None:
+        """Release resources; called once on every kind of exit."""
+
+    # --- helpers for subclasses ----------------------------------------------------------
+
+    def unhandled(self, message: Any) -> Any:
+        raise UnknownMessage(f"{self.name} has no handler for {type(message).__name__}")
+
+    def checkpoint(self, state: BaseModel) -> None:
+        """Persist ``state`` durably under this actor's name before acting on it."""
+        store = self.services.checkpoints
+        if store is None:
+            raise RuntimeError(f"{self.name} checkpoints but the runtime has no store")
+        store.save(self.name, state)
+
+    def finish(self) -> None:
+        """Stop normally after the messages already queued (a transient child is then done)."""
+        self._finishing = True
+        self.stop()
+
+    def send_later(self, delay_s: float, name: str, message: Any) -> None:
+        """Deliver ``message`` to ``name`` after ``delay_s`` seconds of the runtime's clock."""
+        registry = self.registry
+
+        def deliver() -> None:
+            registry.tell(name, message)
+
+        self.clock.call_later(delay_s, deliver)
+
+    # --- pykka hooks ---------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        with self.services.threads_lock:
+            self.services.threads.append(threading.current_thread())
+        try:
+            state = None
+            if self.checkpoint_type is not None and self.services.checkpoints is not None:
+                state = self._load_checkpoint()
+            self.restore(state)
+            self.init()
+        except Exception as exc:
+            self._crashed(exc)
+            raise
+
+    def on_receive(self, message: Any) -> Any:
+        if self._faults is not None:
+            try:
+                self._apply_fault(message)
+            except _Dropped:
+                return None
+        if type(message) is GetState:
+            return self.snapshot()
+        try:
+            return self.handle(message)
+        except Exception as exc:
+            self._crashed(exc)
+            raise
+
+    def on_stop(self) -> None:
+        try:
+            self.terminate()
+        finally:
+            self._report(ExitReason.NORMAL, "")
+
+    def on_failure(self, *exc_info: Any) -> None:
+        """pykka calls this after a crash in a ``tell``; ``_crashed`` has done the work."""
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _load_checkpoint(self) -> Any:
+        assert self.checkpoint_type is not None
+        store = self.services.checkpoints
+        assert store is not None
+        try:
+            return store.load(self.name, expect=self.checkpoint_type)
+        except Exception as exc:  # a bad stored value must not become a restart loop
+            text = describe(exc, self.services.redact)
+            log.error("%s: checkpoint unreadable, starting from scratch: %s", self.name, text)
+            entry = self.registry.entry(self.name)
+            if entry is not None:
+                entry.last_error = f"checkpoint unreadable: {text}"
+            return None
+
+    def _crashed(self, exc: BaseException) -> None:
+        """Stop taking messages at once, clean up, and tell the supervisor."""
+        self.actor_stopped.set()
+        pykka.ActorRegistry.unregister(self.actor_ref)
+        text = describe(exc, self.services.redact)
+        log.error("%s crashed: %s", self.name, text)
+        try:
+            self.terminate()
+        except Exception as cleanup:
+            log.error("%s: terminate failed: %s", self.name, describe(cleanup))
+        self._report(ExitReason.CRASH, text)
+
+    def _report(self, reason: ExitReason, error: str) -> None:
+        if self._exit_reported:
+            return
+        self._exit_reported = True
+        self.registry.down(self.name, self.actor_ref, error)
+        parent = self.ctx.parent
+        exited = ChildExited(
+            child_id=self.name, incarnation=self.ctx.incarnation, reason=reason, error=error
+        )
+        if parent is None:
+            if reason is ExitReason.CRASH:
+                self.services.on_root_failure(error)
+            return
+        try:
+            parent.tell(exited)
+        except pykka.ActorDeadError:
+            log.warning("%s exited (%s) after its supervisor", self.name, reason.value)
+
+    def _apply_fault(self, message: Any) -> None:
+        assert self._faults is not None
+        kind = getattr(message, "kind", type(message).__name__)
+        rule = self._faults.decide(self.name, str(kind))
+        if rule is None:
+            return
+        match rule.action:
+            case FaultAction.RAISE:
+                exc = InjectedFault(f"injected crash of {self.name} on {kind}")
+                self._crashed(exc)
+                raise exc
+            case FaultAction.DELAY:
+                time.sleep(rule.delay_s)
+            case FaultAction.DROP:
+                raise _Dropped
+            case FaultAction.STOP:
+                # Die silently: no report, so the supervisor must find the dead ref itself.
+                self._exit_reported = True
+                self.actor_stopped.set()
+                pykka.ActorRegistry.unregister(self.actor_ref)
+                raise InjectedFault(f"injected silent stop of {self.name}")
