@@ -31,6 +31,8 @@ Upgrader = Callable[[dict[str, Any]], dict[str, Any]]
 
 _ENVELOPE_KEYS = frozenset({"v", "kind", "data"})
 MAX_BUFFER = 64 * 1024 * 1024
+BIGINT_EXT = 1
+"""msgpack extension code of an integer outside 64 bits (uint256, int256): signed big-endian."""
 
 
 class CodecError(ValueError):
@@ -46,11 +48,29 @@ class _Entry:
 
 
 def _default(obj: object) -> object:
+    if isinstance(obj, int) and not isinstance(obj, bool):
+        return msgpack.ExtType(BIGINT_EXT, obj.to_bytes(obj.bit_length() // 8 + 1, "big", signed=True))
     if isinstance(obj, Decimal):
         return str(obj)
     if isinstance(obj, frozenset | set):
         return sorted(obj)
     raise TypeError(f"cannot encode {type(obj).__name__}")
+
+
+def _ext_hook(code: int, data: bytes) -> int:
+    if code != BIGINT_EXT or not data:
+        raise ValueError(f"unknown msgpack extension {code}")
+    return int.from_bytes(data, "big", signed=True)
+
+
+def pack(value: object) -> bytes:
+    """msgpack bytes of plain data; big integers as ``BIGINT_EXT``, ``Decimal`` as its string."""
+    return msgpack.packb(value, default=_default, use_bin_type=True)
+
+
+def unpack(buf: bytes) -> Any:
+    """The inverse of ``pack``; raises whatever msgpack raises (``decode`` wraps it)."""
+    return msgpack.unpackb(buf, raw=False, strict_map_key=True, use_list=True, ext_hook=_ext_hook)
 
 
 class Codec:
@@ -101,7 +121,7 @@ class Codec:
             raise CodecError(f"{type(obj).__name__} is not a registered kind")
         envelope = {"v": entry.version, "kind": entry.kind, "data": obj.model_dump(mode="python")}
         try:
-            return msgpack.packb(envelope, default=_default, use_bin_type=True)
+            return pack(envelope)
         except (TypeError, ValueError, OverflowError) as exc:
             raise CodecError(f"cannot encode {entry.kind}: {exc}") from exc
 
@@ -123,7 +143,7 @@ class Codec:
         if len(buf) > MAX_BUFFER:
             raise CodecError(f"buffer of {len(buf)} bytes exceeds {MAX_BUFFER}")
         try:
-            envelope = msgpack.unpackb(buf, raw=False, strict_map_key=True, use_list=True)
+            envelope = unpack(bytes(buf))
         except Exception as exc:
             raise CodecError(f"not a msgpack envelope ({len(buf)} bytes): {exc!r}") from exc
         if not isinstance(envelope, dict) or set(envelope) != _ENVELOPE_KEYS:

@@ -240,7 +240,7 @@ class SupervisedActor(pykka.ThreadingActor):
         try:
             parent.tell(exited)
         except pykka.ActorDeadError:
-            log.warning("%s exited (%s) after its supervisor", self.name, reason.value)
+            log.debug("%s exited (%s) while its supervisor stops", self.name, reason.value)
 
     def _apply_fault(self, message: Any) -> None:
         assert self._faults is not None
