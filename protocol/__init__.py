@@ -1,4 +1,6 @@
-"""The pure domain of the oracle runner: specs, messages, codec. No IO; imports nothing of the project.
+"""The pure domain of the oracle runner: specs, messages, codec.
+
+No IO, and nothing of the project is imported here.
 
 Importing the package registers every message and record kind with ``protocol.codec.CODEC``.
 """

@@ -49,7 +49,9 @@ class _Entry:
 
 def _default(obj: object) -> object:
     if isinstance(obj, int) and not isinstance(obj, bool):
-        return msgpack.ExtType(BIGINT_EXT, obj.to_bytes(obj.bit_length() // 8 + 1, "big", signed=True))
+        return msgpack.ExtType(
+            BIGINT_EXT, obj.to_bytes(obj.bit_length() // 8 + 1, "big", signed=True)
+        )
     if isinstance(obj, Decimal):
         return str(obj)
     if isinstance(obj, frozenset | set):

@@ -106,7 +106,7 @@ class Predicate(Frozen):
 
 
 class Window(Frozen):
-    """When: one instant (SNAPSHOT_AT, ``t_start == t_end`` allowed) or the range ``[t_start, t_end)``."""
+    """When: an instant (SNAPSHOT_AT; ``t_start == t_end`` allowed) or ``[t_start, t_end)``."""
 
     kind: WindowKind
     t_start: Timestamp

@@ -63,7 +63,7 @@ class Intensity(Frozen):
 
 
 class Backoff(Frozen):
-    """Delay before the n-th consecutive restart of a child: ``min(max_s, initial_s * 2**(n-1))``."""
+    """Delay before the n-th quick restart of a child: ``min(max_s, initial_s * 2**(n-1))``."""
 
     initial_s: Annotated[float, Field(ge=0)] = 0.0
     max_s: Annotated[float, Field(ge=0)] = 0.0

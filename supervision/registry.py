@@ -12,6 +12,7 @@ back, within its timeout. A name its supervisor gave up on drops what was kept::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -191,10 +192,8 @@ class Registry:
         if supervisor is not None:
             from protocol.messages import CheckChildren
 
-            try:
+            with contextlib.suppress(pykka.ActorDeadError):
                 supervisor.tell(CheckChildren())
-            except pykka.ActorDeadError:
-                pass
         if not kept:
             self.dead_letters += 1
         return kept

@@ -13,6 +13,7 @@ Leaving the block stops the tree in reverse start order and proves that no actor
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -98,10 +99,8 @@ class Runtime:
         deadline = time.monotonic() + timeout
         root, self._root = self._root, None
         if root is not None and root.is_alive():
-            try:
+            with contextlib.suppress(pykka.Timeout):
                 root.stop(block=True, timeout=timeout)
-            except pykka.Timeout:
-                pass
         self.clock.stop()
         with self.services.threads_lock:
             threads = list(self.services.threads)

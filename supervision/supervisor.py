@@ -87,8 +87,12 @@ class Supervisor(SupervisedActor):
 
     def init(self) -> None:
         spec = self.ctx.args["spec"]
-        self.spec = spec if isinstance(spec, SupervisorSpec) else SupervisorSpec.model_validate(spec)
-        self.check_interval_s = float(self.ctx.args.get("check_interval_s", DEFAULT_CHECK_INTERVAL_S))
+        self.spec = (
+            spec if isinstance(spec, SupervisorSpec) else SupervisorSpec.model_validate(spec)
+        )
+        self.check_interval_s = float(
+            self.ctx.args.get("check_interval_s", DEFAULT_CHECK_INTERVAL_S)
+        )
         self.children: dict[str, _Child] = {}
         self.restart_times: deque[float] = deque()
         self.pending_restarts: dict[int, list[str]] = {}

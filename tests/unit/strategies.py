@@ -44,7 +44,9 @@ def subjects(draw: st.DrawFn) -> Subject:
 def windows(draw: st.DrawFn) -> Window:
     kind = draw(st.sampled_from(WindowKind))
     start = draw(times)
-    length = draw(st.integers(min_value=0 if kind is WindowKind.SNAPSHOT_AT else 1, max_value=10**7))
+    length = draw(
+        st.integers(min_value=0 if kind is WindowKind.SNAPSHOT_AT else 1, max_value=10**7)
+    )
     return Window(kind=kind, t_start=start, t_end=start + length)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from protocol.codec import register
 from protocol.messages import Message
 from protocol.spec import Frozen
 from protocol.supervision import ChildSpec, RestartType
@@ -30,6 +31,9 @@ class Increment(Message):
 
 class CounterState(Frozen):
     n: int
+
+
+register(CounterState, kind="test_counter_state")
 
 
 class Worker(SupervisedActor):

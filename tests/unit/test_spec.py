@@ -69,8 +69,12 @@ def test_specs_are_frozen() -> None:
 
 @pytest.mark.parametrize(
     ("op", "below", "equal", "above"),
-    [("GT", False, False, True), ("GTE", False, True, True), ("LT", True, False, False),
-     ("LTE", True, True, False)],
+    [
+        ("GT", False, False, True),
+        ("GTE", False, True, True),
+        ("LT", True, False, False),
+        ("LTE", True, True, False),
+    ],
 )
 def test_predicates(op: str, below: bool, equal: bool, above: bool) -> None:
     predicate = PredicateOp(op)

@@ -252,3 +252,42 @@ def test_fault_plan_drop_and_probability_are_seeded() -> None:
     assert first == again
     assert first != other
     assert 0 < len(first) < 40
+
+
+def test_a_restarted_child_reloads_its_checkpoint(tmp_path: Any) -> None:
+    from storage import Checkpoints, Store
+    from tests.unit.supervision_actors import Increment
+
+    spec = SupervisorSpec(children=(ChildSpec(id="counter", actor="counter"),))
+    with Store.open(tmp_path / "data") as store:
+        checkpoints = Checkpoints(store)
+        with Runtime(spec, actor_types=TYPES, clock=ManualClock(), checkpoints=checkpoints) as rt:
+            assert [rt.ask("counter", Increment()) for _ in range(3)] == [1, 2, 3]
+            rt.tell("counter", Boom())
+            rt.wait_for(lambda: rt.restarts("counter") == 1)
+            assert rt.state("counter") == {"n": 3}
+            assert rt.ask("counter", Increment()) == 4
+        # a new runtime on the same store (a daemon restart) starts from the checkpoint too
+        with Runtime(spec, actor_types=TYPES, clock=ManualClock(), checkpoints=checkpoints) as rt:
+            assert rt.state("counter") == {"n": 4}
+
+
+def test_an_unreadable_checkpoint_is_reported_not_a_restart_loop(tmp_path: Any) -> None:
+    import lmdb
+
+    from storage import Checkpoints, Store
+    from storage.checkpoints import checkpoint_key
+
+    spec = SupervisorSpec(children=(ChildSpec(id="counter", actor="counter"),))
+    Store.open(tmp_path / "data").close()
+    with lmdb.open(str(tmp_path / "data"), max_dbs=16) as env:
+        db = env.open_db(b"checkpoints")
+        with env.begin(write=True) as txn:
+            txn.put(checkpoint_key("counter"), b"\xc1junk", db=db)
+    with Store.open(tmp_path / "data") as store:
+        checkpoints = Checkpoints(store)
+        with Runtime(spec, actor_types=TYPES, clock=ManualClock(), checkpoints=checkpoints) as rt:
+            assert rt.state("counter") == {"n": 0}
+            assert rt.restarts("counter") == 0
+            error = rt.registry.entry("counter").last_error  # type: ignore[union-attr]
+            assert "checkpoint unreadable" in error and "checkpoints" in error
