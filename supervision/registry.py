@@ -90,6 +90,14 @@ class Registry:
         for message in pending:
             self._deliver(entry, ref, message)
 
+    def note_error(self, name: str, error: str, actor_type: str = "") -> None:
+        """Record ``error`` as the last error of ``name`` (creating its entry if need be)."""
+        with self._cond:
+            entry = self._entries.get(name)
+            if entry is None:
+                entry = self._entries[name] = Entry(name=name, actor_type=actor_type)
+            entry.last_error = error
+
     def down(self, name: str, ref: pykka.ActorRef[Any] | None, error: str = "") -> None:
         """``name`` exited (``ref`` is the incarnation that did); keep its messages for now."""
         with self._cond:
