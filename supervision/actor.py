@@ -207,7 +207,9 @@ class SupervisedActor(pykka.ThreadingActor):
         except Exception as exc:  # a bad stored value must not become a restart loop
             text = describe(exc, self.services.redact)
             log.error("%s: checkpoint unreadable, starting from scratch: %s", self.name, text)
-            self.registry.note_error(self.name, f"checkpoint unreadable: {text}", self.ctx.actor_type)
+            self.registry.note_error(
+                self.name, f"checkpoint unreadable: {text}", self.ctx.actor_type
+            )
             return None
 
     def _crashed(self, exc: BaseException) -> None:
