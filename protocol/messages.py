@@ -14,12 +14,14 @@ Each module-level subclass of ``Message`` is registered with the process-wide co
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from protocol.codec import register
+from protocol.hyperliquid import RawResponse
 from protocol.spec import Address, Frozen, MarketKey, MarketSpec
 from protocol.supervision import ChildSpec, ExitReason
 
@@ -185,6 +187,37 @@ class TxFailed(Message):
 def intent_id(chain: str, contract: str, market: str, action: str) -> str:
     """The deterministic id of one on-chain action, so a repeated request is the same intent."""
     return f"{chain}:{contract.lower()}:{market.lower()}:{action}"
+
+
+# --- data ----------------------------------------------------------------------------------
+
+
+class DataQuery(Message):
+    """Ask the price cache for the data of a market's spec; answered later to ``reply_to`` as
+    ``DataAnswer`` or ``DataFailed`` with the same ``query_id``."""
+
+    kind: Literal["data_query"] = "data_query"
+    query_id: str = Field(min_length=1, max_length=256)
+    spec: MarketSpec
+    reply_to: str = Field(min_length=1)
+
+
+class DataAnswer(Message):
+    """Every raw page fetched for the query (the proof's evidence), the value they give, and the
+    sources that agreed on it."""
+
+    kind: Literal["data_answer"] = "data_answer"
+    query_id: str
+    responses: tuple[RawResponse, ...]
+    value: Decimal
+    sources: tuple[str, ...] = ()
+
+
+class DataFailed(Message):
+    kind: Literal["data_failed"] = "data_failed"
+    query_id: str
+    failure: FailureClass
+    reason: str
 
 
 # --- resolution ----------------------------------------------------------------------------

@@ -53,6 +53,11 @@ def examples(spec: Any) -> dict[str, BaseModel]:
             intent_id="i", tx_hash=H, block_number=5, block_hash=H, nonce=7, gas_used=21_000
         ),
         "tx_failed": m.TxFailed(intent_id="i", reason="reverted: nope", permanent=True),
+        "data_query": m.DataQuery(query_id="q", spec=spec, reply_to="resolver:x"),
+        "data_answer": m.DataAnswer(
+            query_id="q", responses=(), value=Decimal("-1.000000000000000000001"), sources=("a",)
+        ),
+        "data_failed": m.DataFailed(query_id="q", failure="permanent", reason="no data"),
         "resolution_failed": m.ResolutionFailed(key=KEY, failure="transient", reason="timeout"),
         "resolution_progress": m.ResolutionProgress(key=KEY, state="OBSERVED", detail={"v": "1"}),
         "audit_entry": records.AuditEntry(ts=1.0, actor="op", action="retry", subject=str(KEY)),
