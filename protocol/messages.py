@@ -241,6 +241,36 @@ class ResolutionProgress(Message):
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
+class OperatorAction(StrEnum):
+    RETRY = "retry"
+    CANCEL = "cancel"
+    RESOLVE_NOW = "resolve_now"
+    PAUSE = "pause"
+    UNPAUSE = "unpause"
+    OVERRIDE = "override"
+
+
+class OperatorCommand(Message):
+    """An operator's act on one market, asked of the scheduler; always audited.
+
+    ``override`` needs an ``outcome`` and a non-empty ``reason``.
+    """
+
+    kind: Literal["operator_command"] = "operator_command"
+    action: OperatorAction
+    key: MarketKey
+    operator: str = Field(min_length=1, max_length=128)
+    reason: str = Field(default="", max_length=1024)
+    outcome: Literal[0, 1] | None = None
+
+
+class CommandResult(Message):
+    kind: Literal["command_result"] = "command_result"
+    ok: bool
+    state: str = ""
+    error: str = ""
+
+
 def _register_all() -> None:
     for model in list(globals().values()):
         if isinstance(model, type) and issubclass(model, Message) and model is not Message:

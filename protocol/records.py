@@ -6,12 +6,14 @@ shape bumps the version and registers an upgrader from the old one.
 
 from __future__ import annotations
 
-from typing import Annotated
+from enum import StrEnum
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from protocol.codec import register
-from protocol.spec import Frozen, MarketSpec
+from protocol.messages import FailureClass
+from protocol.spec import Frozen, MarketKey, MarketSpec
 from protocol.supervision import ChildSpec, FaultRule, SupervisorSpec
 
 
@@ -33,6 +35,42 @@ class Cursor(Frozen):
     block_hash: str
 
 
+class JobState(StrEnum):
+    """Where a market stands in the scheduler."""
+
+    WAITING = "waiting"
+    """Known, not yet due or backing off; ``next_attempt_at`` says when."""
+    RUNNING = "running"
+    """A resolver works it."""
+    PAUSED = "paused"
+    """An operator paused it; nothing happens until unpaused."""
+    PARKED = "parked"
+    """Needs an operator: someone else's commit, or a chain halted for its configuration."""
+    DEAD = "dead"
+    """In the dead-letter queue with its reason; an operator may retry it."""
+    CANCELLED = "cancelled"
+    """An operator cancelled it; the runner will not resolve it."""
+    FINALIZED = "finalized"
+    """Done: committed and finalized on chain."""
+
+
+class Job(Frozen):
+    """The scheduler's durable record of one market."""
+
+    key: MarketKey
+    state: JobState = JobState.WAITING
+    due_at: float
+    """``t_end`` + settle delay, in seconds."""
+    next_attempt_at: float
+    attempts: Annotated[int, Field(ge=0)] = 0
+    stage: str = "DUE"
+    """The resolver's last reported state."""
+    last_error: str = ""
+    failure: FailureClass | None = None
+    override_outcome: Literal[0, 1] | None = None
+    override_reason: str = ""
+
+
 class SchemaVersion(Frozen):
     """The layout version of an LMDB environment, kept in ``meta``."""
 
@@ -41,6 +79,7 @@ class SchemaVersion(Frozen):
 
 register(AuditEntry, kind="audit_entry")
 register(Cursor, kind="cursor")
+register(Job, kind="job")
 register(SchemaVersion, kind="schema_version")
 register(MarketSpec, kind="market_spec")
 register(ChildSpec, kind="child_spec")

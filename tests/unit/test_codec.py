@@ -58,10 +58,17 @@ def examples(spec: Any) -> dict[str, BaseModel]:
             query_id="q", responses=(), value=Decimal("-1.000000000000000000001"), sources=("a",)
         ),
         "data_failed": m.DataFailed(query_id="q", failure="permanent", reason="no data"),
+        "operator_command": m.OperatorCommand(
+            action="override", key=KEY, operator="alice", reason="API down", outcome=0
+        ),
+        "command_result": m.CommandResult(ok=False, error="unknown market"),
         "resolution_failed": m.ResolutionFailed(key=KEY, failure="transient", reason="timeout"),
         "resolution_progress": m.ResolutionProgress(key=KEY, state="OBSERVED", detail={"v": "1"}),
         "audit_entry": records.AuditEntry(ts=1.0, actor="op", action="retry", subject=str(KEY)),
         "cursor": records.Cursor(chain="dev", block_number=9, block_hash=H),
+        "job": records.Job(
+            key=KEY, due_at=1.0, next_attempt_at=2.5, failure="transient", override_outcome=1
+        ),
         "schema_version": records.SchemaVersion(version=1),
         "market_spec": spec,
         "child_spec": child,

@@ -1,0 +1,307 @@
+"""Scheduler: one durable job per market; starts resolvers when jobs fall due.
+
+States of a job (``protocol.records.JobState``)::
+
+    discovered -> WAITING --due, pool has room--> RUNNING --FINALIZED--> FINALIZED
+                     ^                               |
+                     |  transient, budget left       |-- transient, budget spent -> DEAD
+                     `-------------------------------|-- permanent -------------> DEAD
+                                                     |-- configuration ---------> PARKED (+halt)
+                                                     `-- someone else's commit -> PARKED
+    operators: retry (DEAD/PARKED -> WAITING), cancel, resolve_now, pause/unpause, override
+
+The jobs live in LMDB (``jobs``; the spec in ``markets``); memory holds only the heap of waiting
+jobs and the set of running ones, rebuilt from LMDB on every start. ``MarketDiscovered`` is
+answered with ``Ack`` only after the job is durable, so the listener may advance its cursor.
+Args: ``settle_delay_s`` (60), ``tick_s`` (1), ``retry_base_s`` (5), ``retry_cap_s`` (300),
+``max_attempts`` (8), ``max_age_s`` (86400), ``resolvers`` (the supervisor's name).
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import random
+from typing import Any
+
+from protocol.messages import (
+    Ack,
+    ChildStarted,
+    CommandResult,
+    FailureClass,
+    MarketDiscovered,
+    OperatorAction,
+    OperatorCommand,
+    ResolutionFailed,
+    ResolutionProgress,
+    StartChild,
+    StopChild,
+    Tick,
+)
+from protocol.records import AuditEntry, Job, JobState
+from protocol.spec import MarketKey
+from protocol.supervision import ChildSpec, RestartType
+from storage import Store, Txn
+from supervision import SupervisedActor
+
+log = logging.getLogger(__name__)
+
+FINAL_STAGE = "FINALIZED"
+PARKED_STAGE = "PARKED"
+
+
+def resolver_name(key: MarketKey) -> str:
+    return f"resolver:{key}"
+
+
+class Scheduler(SupervisedActor):
+    # --- start: rebuild the heap from LMDB -----------------------------------------------
+
+    def init(self) -> None:
+        args = self.ctx.args
+        self.store: Store = self.services.extra["store"]
+        self.settle_delay_s = float(args.get("settle_delay_s", 60.0))
+        self.tick_s = float(args.get("tick_s", 1.0))
+        self.retry_base_s = float(args.get("retry_base_s", 5.0))
+        self.retry_cap_s = float(args.get("retry_cap_s", 300.0))
+        self.max_attempts = int(args.get("max_attempts", 8))
+        self.max_age_s = float(args.get("max_age_s", 86_400.0))
+        self.resolvers = str(args.get("resolvers", "resolvers"))
+        self.random = random.Random(args.get("seed"))
+        self.halted_chains: set[str] = set()
+        self.heap: list[tuple[float, float, str]] = []
+        self.running: set[str] = set()
+        self.counts: dict[str, int] = {}
+        for _, job in self.store.items("jobs", expect=Job):
+            self._count(job.state, +1)
+            if job.state in (JobState.WAITING, JobState.RUNNING):
+                # a job that was running when the daemon stopped resumes from its checkpoint
+                heapq.heappush(self.heap, (job.next_attempt_at, job.due_at, str(job.key)))
+        self.send_later(self.tick_s, self.name, Tick(now=0))
+
+    # --- messages ------------------------------------------------------------------------
+
+    def handle(self, message: Any) -> Any:
+        match message:
+            case MarketDiscovered():
+                return self._discovered(message)
+            case Tick():
+                self._dispatch()
+                self._reconcile()
+                self.send_later(self.tick_s, self.name, Tick(now=self.clock.now()))
+                return None
+            case ResolutionProgress(key=key, state=state):
+                self._progress(key, state, message.detail)
+                return None
+            case ResolutionFailed(key=key, failure=failure, reason=reason):
+                self._failed(key, failure, reason)
+                return None
+            case OperatorCommand():
+                return self._operator(message)
+        return self.unhandled(message)
+
+    def snapshot(self) -> Any:
+        return {
+            "jobs": dict(self.counts),
+            "waiting_heap": len(self.heap),
+            "running": sorted(self.running),
+            "halted_chains": sorted(self.halted_chains),
+        }
+
+    # --- discovery: dedup by market key, durable before the Ack --------------------------
+
+    def _discovered(self, found: MarketDiscovered) -> Ack:
+        key = found.key
+        due = found.spec.window.t_end + self.settle_delay_s
+        job = Job(key=key, due_at=due, next_attempt_at=due)
+
+        def add(txn: Txn) -> bool:
+            if txn.get("jobs", key.db_key(), Job) is not None:
+                return False
+            txn.put("markets", key.db_key(), found.spec)
+            txn.put("jobs", key.db_key(), job)
+            txn.audit(self._audit("discovered", key, via=found.via, block=str(found.block_number)))
+            return True
+
+        if not self.store.write(add):
+            return Ack(detail="known")
+        self._count(JobState.WAITING, +1)
+        heapq.heappush(self.heap, (job.next_attempt_at, job.due_at, str(key)))
+        return Ack(detail="new")
+
+    # --- dispatch: due jobs start resolvers while the pool has room ----------------------
+
+    def _dispatch(self) -> None:
+        now = self.clock.now()
+        deferred: list[tuple[float, float, str]] = []
+        while self.heap and self.heap[0][0] <= now:
+            item = heapq.heappop(self.heap)
+            key = MarketKey.parse(item[2])
+            job = self._job(key)
+            if job is None or job.state not in (JobState.WAITING, JobState.RUNNING):
+                continue
+            if key.chain in self.halted_chains:
+                deferred.append(item)
+                continue
+            answer: ChildStarted = self.registry.ask(
+                self.resolvers, StartChild(spec=self._resolver_spec(key)), timeout=10.0
+            )
+            if answer.reason == "full":
+                deferred.append(item)
+                break  # backpressure: the rest wait, in due order
+            self.running.add(str(key))
+            if job.state is not JobState.RUNNING:
+                self._save(job, state=JobState.RUNNING, attempts=job.attempts + 1)
+        for item in deferred:
+            heapq.heappush(self.heap, item)
+
+    def _resolver_spec(self, key: MarketKey) -> ChildSpec:
+        return ChildSpec(
+            id=resolver_name(key),
+            actor="resolver",
+            restart=RestartType.TRANSIENT,
+            args={"key": str(key), "scheduler": self.name},
+        )
+
+    def _reconcile(self) -> None:
+        """Requeue running jobs whose resolver is gone for good (its supervisor restarted)."""
+        for text in list(self.running):
+            entry = self.registry.entry(resolver_name(MarketKey.parse(text)))
+            if entry is None or entry.status.value == "gone":
+                self.running.discard(text)
+                job = self._job(MarketKey.parse(text))
+                if job is not None and job.state is JobState.RUNNING:
+                    heapq.heappush(self.heap, (self.clock.now(), job.due_at, text))
+
+    # --- reports from resolvers ----------------------------------------------------------
+
+    def _progress(self, key: MarketKey, stage: str, detail: dict[str, Any]) -> None:
+        job = self._job(key)
+        if job is None or job.state in (JobState.FINALIZED, JobState.CANCELLED):
+            return
+        if stage == FINAL_STAGE:
+            self.running.discard(str(key))
+            self._save(job, state=JobState.FINALIZED, stage=stage, last_error="")
+        elif stage == PARKED_STAGE:
+            self.running.discard(str(key))
+            reason = str(detail.get("reason", "parked by its resolver"))
+            self._save(job, state=JobState.PARKED, stage=stage, last_error=reason)
+        else:
+            self._save(job, stage=stage)
+
+    def _failed(self, key: MarketKey, failure: FailureClass, reason: str) -> None:
+        self.running.discard(str(key))
+        job = self._job(key)
+        if job is None or job.state is not JobState.RUNNING:
+            return
+        now = self.clock.now()
+        match failure:
+            case FailureClass.TRANSIENT:
+                if job.attempts >= self.max_attempts or now - job.due_at > self.max_age_s:
+                    spent = f"retry budget spent after {job.attempts} attempts: {reason}"
+                    self._save(job, state=JobState.DEAD, failure=failure, last_error=spent)
+                    return
+                ceiling = min(self.retry_cap_s, self.retry_base_s * 2**job.attempts)
+                next_at = now + self.random.uniform(0, ceiling)  # full jitter
+                self._save(
+                    job,
+                    state=JobState.WAITING,
+                    failure=failure,
+                    last_error=reason,
+                    next_attempt_at=next_at,
+                )
+                heapq.heappush(self.heap, (next_at, job.due_at, str(key)))
+            case FailureClass.PERMANENT:
+                self._save(job, state=JobState.DEAD, failure=failure, last_error=reason)
+            case FailureClass.CONFIGURATION:
+                self.halted_chains.add(key.chain)
+                log.error("chain %s halted: %s", key.chain, reason)
+                self._save(job, state=JobState.PARKED, failure=failure, last_error=reason)
+
+    # --- operators: every act audited with the change ------------------------------------
+
+    def _operator(self, cmd: OperatorCommand) -> CommandResult:
+        job = self._job(cmd.key)
+        if job is None:
+            return CommandResult(ok=False, error=f"unknown market {cmd.key}")
+        now = self.clock.now()
+        allowed, changes = self._operator_change(cmd, job, now)
+        if not allowed:
+            return CommandResult(ok=False, state=job.state.value, error=changes["error"])
+        if cmd.action is OperatorAction.CANCEL and str(cmd.key) in self.running:
+            self.registry.ask(self.resolvers, StopChild(child_id=resolver_name(cmd.key)), 10.0)
+            self.running.discard(str(cmd.key))
+        if cmd.action is OperatorAction.RETRY and cmd.key.chain in self.halted_chains:
+            self.halted_chains.discard(cmd.key.chain)
+        entry = self._audit(
+            cmd.action.value,
+            cmd.key,
+            operator=cmd.operator,
+            reason=cmd.reason,
+            outcome="" if cmd.outcome is None else str(cmd.outcome),
+        )
+        updated = self._save(job, audit=entry, **changes)
+        if updated.state is JobState.WAITING:
+            heapq.heappush(self.heap, (updated.next_attempt_at, updated.due_at, str(cmd.key)))
+        return CommandResult(ok=True, state=updated.state.value)
+
+    def _operator_change(
+        self, cmd: OperatorCommand, job: Job, now: float
+    ) -> tuple[bool, dict[str, Any]]:
+        state = job.state
+        match cmd.action:
+            case OperatorAction.RETRY if state in (JobState.DEAD, JobState.PARKED):
+                return True, {"state": JobState.WAITING, "attempts": 0, "next_attempt_at": now}
+            case OperatorAction.CANCEL if state is not JobState.FINALIZED:
+                return True, {"state": JobState.CANCELLED}
+            case OperatorAction.RESOLVE_NOW if state is JobState.WAITING:
+                return True, {"next_attempt_at": now}
+            case OperatorAction.PAUSE if state is JobState.WAITING:
+                return True, {"state": JobState.PAUSED}
+            case OperatorAction.UNPAUSE if state is JobState.PAUSED:
+                return True, {"state": JobState.WAITING, "next_attempt_at": now}
+            case OperatorAction.OVERRIDE:
+                if cmd.outcome is None or not cmd.reason.strip():
+                    return False, {"error": "an override needs an outcome and a reason"}
+                if state in (JobState.FINALIZED, JobState.RUNNING):
+                    return False, {"error": f"cannot override a {state.value} market"}
+                return True, {
+                    "override_outcome": cmd.outcome,
+                    "override_reason": cmd.reason,
+                    "state": JobState.WAITING,
+                    "next_attempt_at": now,
+                }
+        return False, {"error": f"cannot {cmd.action.value} a {state.value} market"}
+
+    # --- LMDB ----------------------------------------------------------------------------
+
+    def _job(self, key: MarketKey) -> Job | None:
+        return self.store.get("jobs", key.db_key(), Job)
+
+    def _save(self, job: Job, audit: AuditEntry | None = None, **changes: Any) -> Job:
+        updated = job.model_copy(update=changes)
+        if audit is None and updated.state is not job.state:
+            audit = self._audit(updated.state.value, job.key, error=updated.last_error)
+
+        def write(txn: Txn) -> None:
+            txn.put("jobs", job.key.db_key(), updated)
+            if audit is not None:
+                txn.audit(audit)
+
+        self.store.write(write)
+        if updated.state is not job.state:
+            self._count(job.state, -1)
+            self._count(updated.state, +1)
+        return updated
+
+    def _audit(self, action: str, key: MarketKey, **detail: str) -> AuditEntry:
+        return AuditEntry(
+            ts=self.clock.now(),
+            actor=self.name,
+            action=action,
+            subject=str(key),
+            detail={k: v for k, v in detail.items() if v},
+        )
+
+    def _count(self, state: JobState, delta: int) -> None:
+        self.counts[state.value] = self.counts.get(state.value, 0) + delta

@@ -1,0 +1,241 @@
+"""The scheduler on a real LMDB store, with scripted resolvers and a manual clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors.scheduler import Scheduler
+from protocol.messages import (
+    FailureClass,
+    MarketDiscovered,
+    OperatorAction,
+    OperatorCommand,
+    ResolutionFailed,
+    ResolutionProgress,
+    StopChild,
+)
+from protocol.records import AuditEntry, Job, JobState
+from protocol.spec import MarketKey, MarketSpec
+from protocol.supervision import ChildSpec, Intensity, SupervisorSpec
+from storage import Store
+from supervision import ManualClock, Runtime, SupervisedActor
+
+pytestmark = pytest.mark.timeout(30)
+
+H = "0x" + "00" * 32
+T_END = 1_700_000_000
+
+
+class ScriptedResolver(SupervisedActor):
+    """Does what ``extra["script"][key]`` says next: finalize, park, a failure class, or hold."""
+
+    def init(self) -> None:
+        key = MarketKey.parse(self.ctx.args["key"])
+        scheduler = self.ctx.args["scheduler"]
+        self.services.extra.setdefault("started", []).append(str(key))
+        script: dict[str, list[str]] = self.services.extra["script"]
+        step = script.get(str(key), ["finalize"]).pop(0) if script.get(str(key)) else "finalize"
+        if step == "hold":
+            return
+        if step == "finalize":
+            self.registry.tell(scheduler, ResolutionProgress(key=key, state="FINALIZED"))
+        elif step == "park":
+            detail = {"reason": "foreign commit"}
+            self.registry.tell(
+                scheduler, ResolutionProgress(key=key, state="PARKED", detail=detail)
+            )
+        else:
+            failure = FailureClass(step)
+            self.registry.tell(
+                scheduler, ResolutionFailed(key=key, failure=failure, reason=f"{step} trouble")
+            )
+        self.finish()
+
+
+def key(n: int, chain: str = "dev") -> MarketKey:
+    return MarketKey(chain=chain, address=f"0x{n:040x}")
+
+
+def discovered(k: MarketKey, t_end: int = T_END) -> MarketDiscovered:
+    spec = MarketSpec.model_validate(
+        {
+            "title": "t",
+            "subject": {"kind": "TOKEN_PRICE", "token_identifier": "BTC", "value_decimals": 2},
+            "predicate": {"op": "GT", "threshold": 1},
+            "window": {"kind": "SNAPSHOT_AT", "t_start": t_end, "t_end": t_end},
+            "cutoff_time": t_end,
+            "creator": "0x" + "11" * 20,
+        }
+    )
+    return MarketDiscovered(key=k, spec=spec, block_number=1, block_hash=H, tx_hash=H, log_index=0)
+
+
+@contextmanager
+def scheduler(tmp_path: Path, max_resolvers: int = 10, **args: Any) -> Iterator[Runtime]:
+    tree = SupervisorSpec(
+        intensity=Intensity(max_restarts=10, period_s=60),
+        children=(
+            ChildSpec(
+                id="scheduler",
+                actor="scheduler",
+                args={"settle_delay_s": 60, "tick_s": 1, "seed": 7, **args},
+            ),
+            ChildSpec(
+                id="resolvers",
+                actor="supervisor",
+                supervisor=SupervisorSpec(max_children=max_resolvers),
+            ),
+        ),
+    )
+    with Store.open(tmp_path / "data") as store:
+        clock = ManualClock(start=T_END - 100)
+        types = {"scheduler": Scheduler, "resolver": ScriptedResolver}
+        extra = {"store": store, "script": {}}
+        with Runtime(tree, actor_types=types, clock=clock, extra=extra) as rt:
+            yield rt
+
+
+def jobs(rt: Runtime) -> dict[str, Job]:
+    store: Store = rt.services.extra["store"]
+    return {str(job.key): job for _, job in store.items("jobs", expect=Job)}
+
+
+def states(rt: Runtime) -> dict[str, str]:
+    return {k: j.state.value for k, j in jobs(rt).items()}
+
+
+def advance_until(rt: Runtime, seconds: float, predicate: Any) -> None:
+    rt.clock.advance(seconds)
+    rt.wait_for(predicate, timeout=5)
+
+
+def drive(rt: Runtime, predicate: Any, step: float = 1.0, max_steps: int = 120) -> None:
+    """Advance the clock a step at a time, letting the actors catch up, until ``predicate``."""
+    for _ in range(max_steps):
+        try:
+            rt.wait_for(predicate, timeout=0.05)
+            return
+        except TimeoutError:
+            rt.clock.advance(step)
+    rt.wait_for(predicate, timeout=5)
+
+
+def test_a_market_discovered_twice_is_one_job(tmp_path: Path) -> None:
+    with scheduler(tmp_path) as rt:
+        assert rt.ask("scheduler", discovered(key(1))).detail == "new"
+        assert rt.ask("scheduler", discovered(key(1))).detail == "known"
+        assert list(states(rt).values()) == ["waiting"]
+        assert jobs(rt)[str(key(1))].due_at == T_END + 60
+
+
+def test_jobs_start_when_due_and_finalize(tmp_path: Path) -> None:
+    with scheduler(tmp_path) as rt:
+        rt.ask("scheduler", discovered(key(1)))
+        rt.clock.advance(150)  # 10 s before due
+        assert states(rt) == {str(key(1)): "waiting"}
+        advance_until(rt, 11, lambda: states(rt) == {str(key(1)): "finalized"})
+
+
+def test_a_full_pool_holds_due_jobs_back_in_due_order(tmp_path: Path) -> None:
+    with scheduler(tmp_path, max_resolvers=2) as rt:
+        for n, t_end in ((1, T_END + 3), (2, T_END + 1), (3, T_END + 2), (4, T_END)):
+            rt.ask("scheduler", discovered(key(n), t_end=t_end))
+            rt.services.extra["script"][str(key(n))] = ["hold", "finalize"]
+        started: list[str] = rt.services.extra.setdefault("started", [])
+        advance_until(rt, 200, lambda: len(started) == 2)
+        assert started == [str(key(4)), str(key(2))]  # the earliest due first
+        for _ in range(3):
+            rt.clock.advance(1)
+            rt.state("scheduler")  # answered after the tick queued before it
+        assert len(started) == 2  # full: the others wait
+        rt.ask("resolvers", StopChild(child_id=f"resolver:{key(4)}"))
+        drive(rt, lambda: len(started) == 3)
+        assert started[2] == str(key(3))  # next in due order, not key 1
+
+
+def test_transient_failures_back_off_with_jitter_until_the_budget_is_spent(
+    tmp_path: Path,
+) -> None:
+    with scheduler(tmp_path, max_attempts=3, retry_base_s=10, retry_cap_s=15) as rt:
+        rt.services.extra["script"][str(key(1))] = ["transient"] * 5
+        rt.ask("scheduler", discovered(key(1)))
+        advance_until(rt, 161, lambda: jobs(rt)[str(key(1))].attempts == 1)
+        rt.wait_for(lambda: jobs(rt)[str(key(1))].state is JobState.WAITING)
+        first = jobs(rt)[str(key(1))]
+        assert first.failure is FailureClass.TRANSIENT
+        assert rt.clock.now() <= first.next_attempt_at <= rt.clock.now() + 15
+        drive(rt, lambda: jobs(rt)[str(key(1))].state is JobState.DEAD)
+        assert "retry budget spent after 3 attempts" in jobs(rt)[str(key(1))].last_error
+        assert len(rt.services.extra["started"]) == 3
+
+
+def test_permanent_failure_goes_to_the_dead_letter_queue_and_retry_works(
+    tmp_path: Path,
+) -> None:
+    with scheduler(tmp_path) as rt:
+        rt.services.extra["script"][str(key(1))] = ["permanent", "finalize"]
+        rt.ask("scheduler", discovered(key(1)))
+        advance_until(rt, 161, lambda: states(rt)[str(key(1))] == "dead")
+        assert jobs(rt)[str(key(1))].last_error == "permanent trouble"
+        retry = OperatorCommand(action=OperatorAction.RETRY, key=key(1), operator="alice")
+        assert rt.ask("scheduler", retry).ok
+        advance_until(rt, 1, lambda: states(rt)[str(key(1))] == "finalized")
+        store: Store = rt.services.extra["store"]
+        actions = [e.action for _, e in store.items("audit", expect=AuditEntry)]
+        assert actions == ["discovered", "running", "dead", "retry", "running", "finalized"]
+
+
+def test_a_configuration_failure_halts_the_chain(tmp_path: Path) -> None:
+    with scheduler(tmp_path) as rt:
+        rt.services.extra["script"][str(key(1))] = ["configuration"]
+        rt.ask("scheduler", discovered(key(1)))
+        rt.ask("scheduler", discovered(key(2), t_end=T_END + 5))
+        rt.ask("scheduler", discovered(key(3, chain="other"), t_end=T_END + 5))
+        advance_until(rt, 161, lambda: states(rt)[str(key(1))] == "parked")
+        advance_until(rt, 10, lambda: states(rt)[str(key(3, chain="other"))] == "finalized")
+        assert states(rt)[str(key(2))] == "waiting"
+        assert rt.state("scheduler")["halted_chains"] == ["dev"]
+
+
+def test_operator_commands_are_checked_and_audited(tmp_path: Path) -> None:
+    with scheduler(tmp_path) as rt:
+        rt.ask("scheduler", discovered(key(1)))
+        k = key(1)
+
+        def act(action: OperatorAction, **kw: Any) -> Any:
+            return rt.ask("scheduler", OperatorCommand(action=action, key=k, operator="bob", **kw))
+
+        assert not act(OperatorAction.OVERRIDE, outcome=1).ok  # no reason
+        assert act(OperatorAction.OVERRIDE, outcome=1, reason="API outage").ok
+        assert jobs(rt)[str(k)].override_outcome == 1
+        assert act(OperatorAction.PAUSE).state == "paused"
+        assert not act(OperatorAction.RESOLVE_NOW).ok
+        assert act(OperatorAction.UNPAUSE).state == "waiting"
+        assert act(OperatorAction.CANCEL).state == "cancelled"
+        assert (
+            "unknown market"
+            in rt.ask(
+                "scheduler", OperatorCommand(action=OperatorAction.RETRY, key=key(9), operator="x")
+            ).error
+        )
+        store: Store = rt.services.extra["store"]
+        audit = [e for _, e in store.items("audit", expect=AuditEntry)]
+        assert [e.action for e in audit] == ["discovered", "override", "pause", "unpause", "cancel"]
+        assert audit[1].detail == {"operator": "bob", "reason": "API outage", "outcome": "1"}
+
+
+def test_a_restarted_scheduler_resumes_from_lmdb(tmp_path: Path) -> None:
+    with scheduler(tmp_path) as rt:
+        rt.services.extra["script"][str(key(1))] = ["hold", "finalize"]
+        rt.ask("scheduler", discovered(key(1)))
+        rt.ask("scheduler", discovered(key(2), t_end=T_END + 1000))
+        advance_until(rt, 161, lambda: states(rt)[str(key(1))] == "running")
+        rt.tell("scheduler", "not a message")  # crashes it
+        rt.wait_for(lambda: rt.restarts("scheduler") == 1)
+        assert rt.state("scheduler")["jobs"] == {"running": 1, "waiting": 1}
+        assert rt.ask("scheduler", discovered(key(2))).detail == "known"
