@@ -71,6 +71,37 @@ class Job(Frozen):
     override_reason: str = ""
 
 
+class Stage(StrEnum):
+    """A resolver's states (DESIGN.md section 4.3); each is checkpointed before its effect."""
+
+    DUE = "DUE"
+    OBSERVED = "OBSERVED"
+    """Value, outcome and proof are stored."""
+    COMMIT_SENT = "COMMIT_SENT"
+    COMMITTED = "COMMITTED"
+    FINALIZE_SENT = "FINALIZE_SENT"
+    FINALIZED = "FINALIZED"
+    PARKED = "PARKED"
+    """Someone else's commit is on chain: an operator decides."""
+
+
+class Resolution(Frozen):
+    """A market's resolution as the runner worked it; also the resolver's checkpoint."""
+
+    key: MarketKey
+    stage: Stage = Stage.DUE
+    value: str = ""
+    """The measured value, as a decimal string."""
+    scaled: int | None = None
+    outcome: Literal[0, 1] | None = None
+    data_hash: str = ""
+    override_reason: str = ""
+    commit_tx: str = ""
+    commit_time: Annotated[int, Field(ge=0)] = 0
+    finalize_tx: str = ""
+    note: str = ""
+
+
 class SchemaVersion(Frozen):
     """The layout version of an LMDB environment, kept in ``meta``."""
 
@@ -80,6 +111,7 @@ class SchemaVersion(Frozen):
 register(AuditEntry, kind="audit_entry")
 register(Cursor, kind="cursor")
 register(Job, kind="job")
+register(Resolution, kind="resolution")
 register(SchemaVersion, kind="schema_version")
 register(MarketSpec, kind="market_spec")
 register(ChildSpec, kind="child_spec")

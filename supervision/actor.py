@@ -191,7 +191,7 @@ class SupervisedActor(pykka.ThreadingActor):
         try:
             self.terminate()
         finally:
-            self._report(ExitReason.NORMAL, "")
+            self._report_exit(ExitReason.NORMAL, "")
 
     def on_failure(self, *exc_info: Any) -> None:
         """pykka calls this after a crash in a ``tell``; ``_crashed`` has done the work."""
@@ -222,9 +222,9 @@ class SupervisedActor(pykka.ThreadingActor):
             self.terminate()
         except Exception as cleanup:
             log.error("%s: terminate failed: %s", self.name, describe(cleanup))
-        self._report(ExitReason.CRASH, text)
+        self._report_exit(ExitReason.CRASH, text)
 
-    def _report(self, reason: ExitReason, error: str) -> None:
+    def _report_exit(self, reason: ExitReason, error: str) -> None:
         if self._exit_reported:
             return
         self._exit_reported = True

@@ -16,6 +16,7 @@ import protocol  # noqa: F401  (registers every kind)
 from protocol import codec, messages, records
 from protocol.codec import CODEC, Codec, CodecError
 from protocol.hyperliquid import InfoRequest, RawResponse
+from protocol.proof import Proof
 from protocol.spec import Frozen, MarketKey
 from protocol.supervision import ChildSpec, FaultAction, FaultRule, SupervisorSpec
 from tests.unit.strategies import hashes, market_keys, market_specs
@@ -65,6 +66,9 @@ def examples(spec: Any) -> dict[str, BaseModel]:
         "resolution_failed": m.ResolutionFailed(key=KEY, failure="transient", reason="timeout"),
         "resolution_progress": m.ResolutionProgress(key=KEY, state="OBSERVED", detail={"v": "1"}),
         "audit_entry": records.AuditEntry(ts=1.0, actor="op", action="retry", subject=str(KEY)),
+        "resolution": records.Resolution(
+            key=KEY, stage="OBSERVED", value="-0.5", scaled=-50, outcome=0, data_hash=H
+        ),
         "cursor": records.Cursor(chain="dev", block_number=9, block_hash=H),
         "job": records.Job(
             key=KEY, due_at=1.0, next_attempt_at=2.5, failure="transient", override_outcome=1
@@ -74,6 +78,14 @@ def examples(spec: Any) -> dict[str, BaseModel]:
         "child_spec": child,
         "supervisor_spec": SupervisorSpec(children=(child,), max_children=4),
         "fault_rule": FaultRule(actor="resolver:*", action=FaultAction.DELAY, delay_s=0.5),
+        "proof": Proof(
+            spec=spec,
+            responses=(),
+            rule={"method": "test"},
+            value="-1.5",
+            scaled=-(2**100),
+            outcome=1,
+        ),
         "info_request": InfoRequest(body={"type": "allMids"}),
         "raw_response": RawResponse(
             request=InfoRequest(body={"type": "allMids"}),
@@ -93,7 +105,7 @@ def test_every_registered_kind_round_trips(spec: Any) -> None:
     # kinds registered by other modules of the project are checked by their own tests
     ours = {k for k, model in registered.items() if model.__module__.startswith("protocol.")}
     ours -= {k for k in ours if registered[k].__module__.startswith("protocol.evaluation")}
-    missing = ours - set(samples) - {"proof"}
+    missing = ours - set(samples)
     assert not missing, f"add an example for {missing}"
     for kind, obj in samples.items():
         data = codec.encode(obj)

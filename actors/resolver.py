@@ -1,0 +1,307 @@
+"""Resolver: walks one market from DUE to FINALIZED, checkpointing each step before its effect.
+
+    DUE ----DataAnswer, proof stored----> OBSERVED
+    OBSERVED --oracle already has our hash--> COMMITTED        (adopted)
+             --oracle has another hash-----> PARKED           (an operator decides)
+             --nothing there---------------> COMMIT_SENT      (SubmitTx "commit")
+    COMMIT_SENT --TxConfirmed---------------> COMMITTED
+    COMMITTED --chain time >= commitTime + disputeWindow--> FINALIZE_SENT (SubmitTx "finalize")
+    FINALIZE_SENT --TxConfirmed-------------> FINALIZED        (tells the scheduler, stops)
+
+Every stage is a ``Resolution`` checkpoint under the actor's name; a restarted resolver reloads it
+and repeats the effect of its stage, which is safe: data queries are pure, and commit and finalize
+are intents with deterministic ids, so the signer answers a repeated one with its known outcome.
+Failures are reported to the scheduler classified (``ResolutionFailed``), never guessed through.
+Args: ``key``, ``scheduler``; ``price_cache`` (name), ``query_timeout_s`` (120), ``resend_s``
+(30), ``poll_s`` (2), ``io_retries`` (5). Services: ``store``, ``oracles`` (chain -> OracleClient).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+from protocol.evaluation import EvaluationError, evaluate
+from protocol.messages import (
+    DataAnswer,
+    DataFailed,
+    DataQuery,
+    FailureClass,
+    Message,
+    ResolutionFailed,
+    ResolutionProgress,
+    SubmitTx,
+    TxConfirmed,
+    TxFailed,
+    intent_id,
+)
+from protocol.proof import build_proof, data_hash_hex
+from protocol.records import Job, Resolution, Stage
+from protocol.spec import MarketKey, MarketSpec
+from sources.evm import EvmError
+from sources.oracle import OracleClient, Pending
+from storage import Store, Txn
+from storage.checkpoints import checkpoint_key
+from supervision import SupervisedActor
+
+log = logging.getLogger(__name__)
+
+
+class Step(Message):
+    """The resolver's own nudge: do what the current stage asks (again)."""
+
+    kind: Literal["resolver_step"] = "resolver_step"
+    stage: Stage
+
+
+class Resolver(SupervisedActor):
+    checkpoint_type = Resolution
+
+    # --- start: reload the checkpoint, then act on its stage -----------------------------
+
+    def restore(self, state: Any) -> None:
+        self.key = MarketKey.parse(self.ctx.args["key"])
+        self.res: Resolution = state if state is not None else Resolution(key=self.key)
+
+    def init(self) -> None:
+        args = self.ctx.args
+        self.store: Store = self.services.extra["store"]
+        self.oracle: OracleClient = self.services.extra["oracles"][self.key.chain]
+        self.scheduler = str(args.get("scheduler", "scheduler"))
+        self.price_cache = str(args.get("price_cache", "price_cache"))
+        self.signer = f"signer:{self.key.chain}"
+        self.query_timeout_s = float(args.get("query_timeout_s", 120.0))
+        self.resend_s = float(args.get("resend_s", 30.0))
+        self.poll_s = float(args.get("poll_s", 2.0))
+        self.io_retries = int(args.get("io_retries", 5))
+        self.io_failures = 0
+        self.queries = 0
+        spec = self.store.get("markets", self.key.db_key(), MarketSpec)
+        if spec is None:
+            raise LookupError(f"no spec stored for {self.key}")
+        self.spec = spec
+        self.actor_ref.tell(Step(stage=self.res.stage))
+
+    # --- messages ------------------------------------------------------------------------
+
+    def handle(self, message: Any) -> Any:
+        match message:
+            case Step(stage=stage) if stage is self.res.stage:
+                self._guarded(self._act)
+            case Step():
+                pass  # a nudge for a stage already left
+            case DataAnswer() if self.res.stage is Stage.DUE:
+                self._guarded(lambda: self._observed(message))
+            case DataFailed(failure=failure, reason=reason) if self.res.stage is Stage.DUE:
+                self._fail(failure, f"data: {reason}")
+            case _QueryTimeout(query_id=query) if self._waiting_for(query):
+                self._fail(FailureClass.TRANSIENT, f"no data within {self.query_timeout_s:g}s")
+            case _QueryTimeout():
+                pass
+            case TxConfirmed(intent_id=intent) if intent == self._intent("commit"):
+                self._guarded(lambda: self._commit_confirmed(message))
+            case TxConfirmed(intent_id=intent) if intent == self._intent("finalize"):
+                self._advance(Stage.FINALIZED, finalize_tx=message.tx_hash)
+            case TxFailed():
+                self._guarded(lambda: self._tx_failed(message))
+            case DataAnswer() | DataFailed() | TxConfirmed():
+                pass  # late news of a stage already left
+            case _:
+                return self.unhandled(message)
+        return None
+
+    def snapshot(self) -> Any:
+        return self.res.model_dump(mode="json")
+
+    # --- the stage's effect --------------------------------------------------------------
+
+    def _act(self) -> None:
+        match self.res.stage:
+            case Stage.DUE:
+                self._query()
+            case Stage.OBSERVED:
+                self._before_commit()
+            case Stage.COMMIT_SENT:
+                self._submit("commit", self.oracle.commit_call(*self._commit_args()))
+            case Stage.COMMITTED:
+                self._before_finalize()
+            case Stage.FINALIZE_SENT:
+                self._submit("finalize", self.oracle.finalize_call(self.key.address))
+            case Stage.FINALIZED | Stage.PARKED:
+                self._report(self.res)
+                self.finish()
+
+    def _query(self) -> None:
+        job = self.store.get("jobs", self.key.db_key(), Job)
+        if job is not None and job.override_outcome is not None:
+            self._fail(
+                FailureClass.PERMANENT,
+                "an outcome override cannot be committed: it has no data proof",
+            )
+            return
+        self.queries += 1
+        query_id = f"{self.name}#{self.queries}"
+        self.registry.tell(
+            self.price_cache, DataQuery(query_id=query_id, spec=self.spec, reply_to=self.name)
+        )
+        self.send_later(self.query_timeout_s, self.name, _QueryTimeout(query_id=query_id))
+
+    def _observed(self, answer: DataAnswer) -> None:
+        try:
+            evaluation = evaluate(self.spec, answer.responses)
+        except EvaluationError as exc:
+            failure = FailureClass.PERMANENT if exc.permanent else FailureClass.TRANSIENT
+            self._fail(failure, f"evaluation: {exc}")
+            return
+        proof = build_proof(self.spec, answer.responses, evaluation)
+        observed = self.res.model_copy(
+            update={
+                "stage": Stage.OBSERVED,
+                "value": proof.value,
+                "scaled": proof.scaled,
+                "outcome": proof.outcome,
+                "data_hash": data_hash_hex(proof),
+            }
+        )
+
+        def store_all(txn: Txn) -> None:
+            txn.put("proofs", self.key.db_key(), proof)
+            txn.put("resolutions", self.key.db_key(), observed)
+            txn.put("checkpoints", checkpoint_key(self.name), observed)
+
+        self.store.write(store_all)
+        self._entered(observed)
+
+    def _before_commit(self) -> None:
+        pending = self.oracle.pending(self.key.address)
+        if pending.committed:
+            self._adopt_or_park(pending)
+            return
+        self._advance(Stage.COMMIT_SENT)
+
+    def _adopt_or_park(self, pending: Pending) -> None:
+        if pending.data_hash.lower() == self.res.data_hash.lower():
+            self._advance(Stage.COMMITTED, commit_time=pending.commit_time, note="adopted")
+            return
+        reason = (
+            f"oracle holds another commit: outcome {pending.outcome}, hash {pending.data_hash}; "
+            f"ours: outcome {self.res.outcome}, hash {self.res.data_hash}"
+        )
+        log.error("%s: %s", self.name, reason)
+        self._advance(Stage.PARKED, note=reason)
+
+    def _commit_confirmed(self, confirmed: TxConfirmed) -> None:
+        pending = self.oracle.pending(self.key.address)
+        if not pending.committed:
+            raise RuntimeError("commit confirmed but the oracle shows none (reorg?)")
+        if pending.data_hash.lower() != self.res.data_hash.lower():
+            self._adopt_or_park(pending)
+            return
+        self._advance(Stage.COMMITTED, commit_tx=confirmed.tx_hash, commit_time=pending.commit_time)
+
+    def _before_finalize(self) -> None:
+        ready_at = self.res.commit_time + self.oracle.dispute_window()
+        now = self.oracle.chain_time()
+        if now < ready_at:
+            self.send_later(
+                min(self.poll_s, ready_at - now), self.name, Step(stage=Stage.COMMITTED)
+            )
+            return
+        self._advance(Stage.FINALIZE_SENT)
+
+    def _tx_failed(self, failed: TxFailed) -> None:
+        stage = self.res.stage
+        if stage not in (Stage.COMMIT_SENT, Stage.FINALIZE_SENT):
+            return
+        if not failed.permanent:
+            self.send_later(self.resend_s, self.name, Step(stage=stage))
+            return
+        pending = self.oracle.pending(self.key.address)
+        if stage is Stage.COMMIT_SENT and pending.committed:
+            self._adopt_or_park(pending)
+        elif stage is Stage.FINALIZE_SENT and pending.finalized:
+            self._advance(Stage.FINALIZED, note="finalized by someone else")
+        elif stage is Stage.FINALIZE_SENT and "DisputeWindowOpen" in failed.reason:
+            self._advance(Stage.COMMITTED)
+        else:
+            failure = (
+                FailureClass.CONFIGURATION
+                if "NotResolver" in failed.reason
+                else FailureClass.PERMANENT
+            )
+            self._fail(failure, f"{stage.value}: {failed.reason}")
+
+    # --- transitions ---------------------------------------------------------------------
+
+    def _advance(self, stage: Stage, **changes: Any) -> None:
+        """Checkpoint the new stage (and the resolution record), then act on it."""
+        updated = self.res.model_copy(update={"stage": stage, **changes})
+
+        def save(txn: Txn) -> None:
+            txn.put("resolutions", self.key.db_key(), updated)
+            txn.put("checkpoints", checkpoint_key(self.name), updated)
+
+        self.store.write(save)
+        self._entered(updated)
+
+    def _entered(self, updated: Resolution) -> None:
+        self.res = updated
+        self.io_failures = 0
+        if updated.stage not in (Stage.FINALIZED, Stage.PARKED):
+            self._report(updated)
+        self._act()
+
+    def _report(self, res: Resolution) -> None:
+        detail = {"value": res.value, "outcome": res.outcome, "note": res.note}
+        if res.stage is Stage.PARKED:
+            detail["reason"] = res.note
+        self.registry.tell(
+            self.scheduler, ResolutionProgress(key=self.key, state=res.stage.value, detail=detail)
+        )
+
+    def _submit(self, action: str, data: bytes) -> None:
+        self.registry.tell(
+            self.signer,
+            SubmitTx(
+                intent_id=self._intent(action),
+                chain=self.key.chain,
+                to=self.oracle.address,
+                data=data,
+                reply_to=self.name,
+            ),
+        )
+        # the signer keeps intents durably; asking again later is harmless and covers a lost reply
+        self.send_later(self.resend_s, self.name, Step(stage=self.res.stage))
+
+    def _intent(self, action: str) -> str:
+        return intent_id(self.key.chain, self.oracle.address, self.key.address, action)
+
+    def _commit_args(self) -> tuple[str, int, bytes]:
+        assert self.res.outcome is not None
+        return self.key.address, self.res.outcome, bytes.fromhex(self.res.data_hash[2:])
+
+    def _guarded(self, work: Any) -> None:
+        """Run ``work``; an IO error is retried a few times, then reported as transient."""
+        try:
+            work()
+        except (EvmError, OSError, LookupError, RuntimeError, ValueError) as exc:
+            self.io_failures += 1
+            log.warning("%s: %s (%d/%d)", self.name, exc, self.io_failures, self.io_retries)
+            if self.io_failures > self.io_retries:
+                self._fail(FailureClass.TRANSIENT, f"{self.res.stage.value}: {exc}")
+                return
+            self.send_later(self.poll_s * self.io_failures, self.name, Step(stage=self.res.stage))
+
+    def _fail(self, failure: FailureClass, reason: str) -> None:
+        self.registry.tell(
+            self.scheduler, ResolutionFailed(key=self.key, failure=failure, reason=reason)
+        )
+        self.finish()
+
+    def _waiting_for(self, query_id: str) -> bool:
+        return self.res.stage is Stage.DUE and query_id == f"{self.name}#{self.queries}"
+
+
+class _QueryTimeout(Message):
+    kind: Literal["resolver_query_timeout"] = "resolver_query_timeout"
+    query_id: str
