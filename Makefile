@@ -41,3 +41,6 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache
+
+contracts: $(NODEDEPS)
+	node contracts/build.js

@@ -28,11 +28,13 @@ class AuditEntry(Frozen):
 
 
 class Cursor(Frozen):
-    """How far a chain has been scanned: the last block handed off, by number and hash."""
+    """How far a chain has been scanned: the last block handed off, by number and hash, and
+    the hashes of the blocks scanned before it (to find the fork point after a reorg)."""
 
     chain: str
-    block_number: Annotated[int, Field(ge=0)]
+    block_number: Annotated[int, Field(ge=-1)]
     block_hash: str
+    recent: tuple[tuple[int, str], ...] = ()
 
 
 class JobState(StrEnum):
