@@ -93,6 +93,12 @@ class ApiConfig(Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
     token_env: str = "ORACLE_RUNNER_API_TOKEN"
+    webhook_secret_env: str = "ORACLE_RUNNER_WEBHOOK_SECRET"
+    max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 65536
+    rate_limit_per_s: Annotated[float, Field(gt=0)] = 20.0
+    rate_limit_burst: Annotated[int, Field(ge=1)] = 40
+    webhook_tolerance_s: Annotated[float, Field(gt=0, le=3600)] = 300.0
+    enabled: bool = True
     repl_socket: Path | None = None
 
 
@@ -107,6 +113,9 @@ class Config(BaseSettings):
     hyperliquid: HyperliquidConfig = HyperliquidConfig()
     limits: LimitsConfig = LimitsConfig()
     api: ApiConfig = ApiConfig()
+    clock_offset_s: float = 0.0
+    """Shifts the daemon's clock, to replay recorded data on a devnet whose chain runs at the
+    same offset (the demo). Leave it 0 anywhere real."""
 
     @classmethod
     def settings_customise_sources(
