@@ -32,15 +32,18 @@ class ConfigError(ValueError):
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class KeySource(Section):
     """Where a chain's signing key comes from: a keystore + password file, or an env variable."""
 
     keystore: Path | None = None
+    """An encrypted JSON keystore (eth-account, scrypt or pbkdf2)."""
     password_file: Path | None = None
+    """The keystore's password, alone in a file readable only by the runner."""
     env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    """The name of an environment variable holding the key as 0x-hex."""
 
     @model_validator(mode="after")
     def _one_source(self) -> KeySource:
@@ -53,18 +56,31 @@ class KeySource(Section):
 
 class ChainConfig(Section):
     rpc_urls: Annotated[list[str], Field(min_length=1)]
+    """JSON-RPC endpoints, in order of preference; unhealthy ones are skipped for a while."""
     chain_id: Annotated[int, Field(gt=0)]
+    """The chain id every endpoint must report; a node that differs is refused."""
     factory: Address
+    """The MarketFactory whose MarketCreated logs are listened to."""
     oracle: Address
+    """The SimpleOracle that commits and finalizes go to."""
     confirmations: Annotated[int, Field(ge=0, le=1000)] = 2
+    """Blocks behind the head before logs are read and transactions count as confirmed."""
     start_block: Annotated[int, Field(ge=0)] = 0
+    """Where a new data directory starts scanning."""
     key: KeySource
+    """The signing key of the runner on this chain."""
     rpc_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+    """Timeout of every JSON-RPC call."""
     poll_s: Annotated[float, Field(gt=0, le=600)] = 2.0
+    """How often the listener and the signer look at the chain."""
     max_log_range: Annotated[int, Field(ge=1)] = 5_000
+    """Largest eth_getLogs range; shrunk automatically when a node refuses it."""
     max_fee_gwei: Annotated[float, Field(gt=0)] = 500.0
+    """Cap of maxFeePerGas; no attempt is signed above it."""
     bump_after_blocks: Annotated[int, Field(ge=1)] = 3
+    """Blocks without inclusion before a transaction is re-signed with higher fees."""
     gas_margin_pct: Annotated[int, Field(ge=0, le=500)] = 20
+    """Added to every gas estimate."""
 
 
 class HyperliquidConfig(Section):
@@ -73,43 +89,70 @@ class HyperliquidConfig(Section):
     ]
     """The primary source, and optionally a fallback that is cross-checked."""
     timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+    """Connect, read and write timeout of every request."""
     weight_per_minute: Annotated[int, Field(gt=0)] = 1200
+    """Hyperliquid's request weight limit per minute and IP."""
     weight_headroom_pct: Annotated[int, Field(ge=0, lt=100)] = 10
+    """Part of the weight limit left unused, so that the runner never earns a 429."""
     disagreement_tolerance: Annotated[str, Field(pattern=r"^\d+(\.\d+)?$")] = "0"
     """Largest relative difference between the sources that still counts as agreement."""
 
 
 class LimitsConfig(Section):
     max_resolvers: Annotated[int, Field(ge=1, le=100_000)] = 256
+    """Markets worked at once; due markets beyond it wait in due order."""
     settle_delay_s: Annotated[float, Field(ge=0)] = 60.0
+    """Seconds after a window's end before its market is evaluated (candles closed)."""
     retry_base_s: Annotated[float, Field(gt=0)] = 5.0
+    """First backoff ceiling of a transient failure (exponential, full jitter)."""
     retry_cap_s: Annotated[float, Field(gt=0)] = 300.0
+    """Largest backoff ceiling."""
     max_attempts: Annotated[int, Field(ge=1)] = 8
+    """Attempts before a market with transient failures goes to the dead-letter queue."""
     max_age_s: Annotated[float, Field(gt=0)] = 86_400.0
+    """Seconds after due before retrying stops, whatever the attempts."""
     shutdown_deadline_s: Annotated[float, Field(gt=0)] = 30.0
+    """Time allowed to stop the tree on SIGTERM."""
 
 
 class ApiConfig(Section):
     host: str = "127.0.0.1"
+    """Address of the HTTP API; loopback unless a proxy in front needs otherwise."""
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    """Port of the HTTP API (0: any free port)."""
     token_env: str = "ORACLE_RUNNER_API_TOKEN"
+    """Environment variable with the bearer token of mutating routes (unset: they are off)."""
     webhook_secret_env: str = "ORACLE_RUNNER_WEBHOOK_SECRET"
+    """Environment variable with the HMAC secret of POST /webhooks/markets (unset: off)."""
     max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 65536
+    """Largest request body."""
     rate_limit_per_s: Annotated[float, Field(gt=0)] = 20.0
+    """Requests per second per client address."""
     rate_limit_burst: Annotated[int, Field(ge=1)] = 40
+    """Burst allowance per client address."""
     webhook_tolerance_s: Annotated[float, Field(gt=0, le=3600)] = 300.0
+    """Largest difference between a webhook's timestamp and now."""
     enabled: bool = True
+    """Serve the HTTP API at all."""
     repl_socket: Path | None = None
+    """Unix socket of the debug REPL (default: repl.sock in the data directory)."""
 
 
 class Config(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,
     )
 
     data_dir: Path = Path("data")
+    """The LMDB data directory; one daemon per directory."""
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    """Level of the JSON logs on stderr."""
     chains: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")], ChainConfig] = {}
+    """One table per chain, by the name used in market keys (``[chains.hyperevm]``)."""
     hyperliquid: HyperliquidConfig = HyperliquidConfig()
     limits: LimitsConfig = LimitsConfig()
     api: ApiConfig = ApiConfig()

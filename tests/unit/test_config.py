@@ -70,3 +70,9 @@ def test_unreadable_and_malformed_files_are_config_errors(tmp_path: Path) -> Non
         load_config(tmp_path / "missing.toml")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(write(tmp_path, "data_dir = "))
+
+
+def test_the_configuration_reference_is_current() -> None:
+    from ops.config_doc import DOC, render
+
+    assert DOC.read_text() == render(), "run: python -m ops.config_doc"
