@@ -1,0 +1,224 @@
+"""Leader/follower group commit: concurrent writers share one durable transaction.
+
+Each caller queues its write function. If no one is leading, it becomes the leader: it drains
+the queue and hands the whole batch to ``commit_batch``, which runs every function in one LMDB
+write transaction and commits it once (one fsync). Callers that arrive while a leader works wait;
+after each batch the leader wakes them, and those whose function was in it return, the others
+queue up for the next leader, who takes them all at once. No caller returns before the
+transaction holding its write has committed: grouping saves fsyncs, it does not weaken them::
+
+    >>> committed = []
+    >>> def commit_batch(ops: list[Op[Any]]) -> None:
+    ...     for op in ops:
+    ...         op.set_value(op.fn(None))
+    ...     # ... commit here, then release the outcomes:
+    ...     for op in ops:
+    ...         op.finish()
+    ...     committed.append(len(ops))
+    >>> group = GroupCommit(commit_batch)
+    >>> group.submit(lambda txn: 42)
+    42
+    >>> [op.outcome() for op in group.submit_many([lambda t: 1, lambda t: 2])]
+    [1, 2]
+    >>> committed   # the two-function burst went in one batch
+    [1, 2]
+
+``submit_many`` keeps its functions together in one batch. ``commit_batch`` must mark every op it
+is given done (``finish`` or ``fail``), and only once its outcome is final.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, Generic, TypeVar
+
+from storage.errors import StorageError
+
+T = TypeVar("T")
+_UNSET: Any = object()
+
+
+class Op(Generic[T]):
+    """One queued write function and its outcome, released to its caller once ``done``.
+
+    A committer records the outcome with ``set_value``/``set_error`` while it works, and sets
+    ``done`` (``finish``) only when that outcome is final: after the commit, or after a rollback
+    that will not be retried (``fail``).
+    """
+
+    __slots__ = ("_error", "_value", "done", "fn")
+
+    def __init__(self, fn: Callable[[Any], T]) -> None:
+        self.fn = fn
+        self.done = False
+        self._value: T = _UNSET
+        self._error: BaseException | None = None
+
+    def set_value(self, value: T) -> None:
+        self._value, self._error = value, None
+
+    def set_error(self, error: BaseException) -> None:
+        self._value, self._error = _UNSET, error
+
+    def finish(self) -> None:
+        """Release the recorded outcome to the caller."""
+        self.done = True
+
+    def fail(self, error: BaseException) -> None:
+        """Record ``error`` as the final outcome."""
+        self.set_error(error)
+        self.finish()
+
+    def reset(self) -> None:
+        """Forget an outcome recorded in an attempt that was rolled back, to run it again."""
+        self._value, self._error, self.done = _UNSET, None, False
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
+
+    def result(self) -> T:
+        """The function's return value, or raise what it (or its commit) raised."""
+        if not self.done:
+            raise StorageError("write not committed yet")
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def outcome(self) -> T | Exception:
+        """The return value, or the ``Exception`` that failed it (other errors are raised)."""
+        if self._error is not None and not isinstance(self._error, Exception):
+            raise self._error
+        return self._error if self._error is not None else self.result()
+
+
+class GroupCommit:
+    """The queue and the leadership of group commit; ``commit_batch`` does the transaction.
+
+    One condition lock guards the queue and the ``leading`` flag. A caller that finds a leader
+    at work waits on ``_settled``, which the leader signals after every batch, so a follower whose
+    write was in that batch returns at once, without waiting for the next leader's fsync.
+    """
+
+    def __init__(self, commit_batch: Callable[[list[Op[Any]]], None], max_batch: int = 256):
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self._commit_batch = commit_batch
+        self.max_batch = max_batch
+        self._queue: deque[list[Op[Any]]] = deque()
+        self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)
+        """Signalled when a batch has finished or leadership is free."""
+        self._queued = threading.Condition(self._lock)
+        """Signalled when a write is queued (for ``wait_queued``)."""
+        self._leading = False
+        self._leader_thread: int | None = None
+        self.batches = 0
+        """Batches handed to ``commit_batch``."""
+
+    def submit(self, fn: Callable[[Any], T]) -> T:
+        """Run ``fn`` in a group transaction; return its value once that has committed."""
+        op: Op[T] = Op(fn)
+        self._run([op])
+        return op.result()
+
+    def submit_many(self, fns: Iterable[Callable[[Any], T]]) -> list[Op[T]]:
+        """Run all ``fns`` in one batch (each isolated by the committer); return their ops."""
+        ops: list[Op[T]] = [Op(fn) for fn in fns]
+        if ops:
+            self._run(ops)
+        return ops
+
+    @property
+    def queued(self) -> int:
+        """Write functions waiting for a leader to take them."""
+        with self._lock:
+            return sum(len(group) for group in self._queue)
+
+    def wait_queued(self, n: int, timeout: float) -> bool:
+        """Wait until at least ``n`` functions are queued; whether that happened in time."""
+        with self._lock:
+            return self._queued.wait_for(
+                lambda: sum(len(group) for group in self._queue) >= n, timeout
+            )
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Take the leadership: no batch runs until the block ends (used by ``Store.close``)."""
+        if self._leader_thread == threading.get_ident():
+            raise StorageError("cannot close the store from inside a write function")
+        with self._lock:
+            self._settled.wait_for(lambda: not self._leading)
+            self._leading = True
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _run(self, mine: list[Op[Any]]) -> None:
+        if self._leader_thread == threading.get_ident():
+            raise StorageError("a write function must not write through the store; use its Txn")
+        last = mine[-1]
+        with self._lock:
+            self._queue.append(mine)
+            self._queued.notify_all()
+            try:
+                while not last.done and self._leading:
+                    self._settled.wait()
+            except BaseException:  # interrupted while waiting: withdraw if not yet taken
+                self._withdraw(mine)
+                raise
+            if last.done:
+                return
+            self._leading = True
+        self._leader_thread = threading.get_ident()
+        try:
+            while not last.done:
+                self._lead()
+        except BaseException:
+            with self._lock:
+                self._withdraw(mine)
+            raise
+        finally:
+            self._leader_thread = None
+            self._release()
+
+    def _withdraw(self, mine: list[Op[Any]]) -> None:
+        for i, group in enumerate(self._queue):
+            if group is mine:
+                del self._queue[i]
+                return
+
+    def _release(self) -> None:
+        with self._lock:
+            self._leading = False
+            self._settled.notify_all()
+
+    def _lead(self) -> None:
+        batch: list[Op[Any]] = []
+        with self._lock:
+            while self._queue and (not batch or len(batch) + len(self._queue[0]) <= self.max_batch):
+                batch.extend(self._queue.popleft())
+        if not batch:
+            raise StorageError("group commit queue lost a write")  # cannot happen: a bug guard
+        self.batches += 1
+        try:
+            self._commit_batch(batch)
+        except Exception as exc:  # a committer bug must not strand the followers
+            for op in batch:
+                if not op.done:
+                    op.fail(StorageError(f"write failed in its group commit: {exc!r}"))
+        except BaseException as exc:  # KeyboardInterrupt and co. go on up in the leader
+            for op in batch:
+                if not op.done:
+                    op.fail(StorageError(f"write aborted before commit: {exc!r}"))
+            raise
+        finally:
+            for op in batch:
+                if not op.done:
+                    op.fail(StorageError("write left unfinished by the committer"))
+            with self._lock:
+                self._settled.notify_all()
