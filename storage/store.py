@@ -282,6 +282,18 @@ class Store:
         batch in its own short read transaction, so a long iteration never holds up a map resize
         and may see writes committed while it runs (each key at most once, in order).
         """
+        for key, buf in self.raw_items(db, prefix):
+            try:
+                model: BaseModel = decode_value(self.codec, db, key, buf, expect)
+            except StoredValueError as exc:
+                self._report_bad_value(exc, on_bad_value)
+                continue
+            yield key, model
+
+    def raw_items(self, db: Database, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """``(key, stored bytes)`` of ``db`` whose key starts with ``prefix``, in key order,
+        undecoded: for a reader that needs a few fields of many values (``decode_value`` or
+        ``items`` report a bad one). Read in batches, as ``items``."""
         handle = self._handles[db]
         after: bytes | None = None
         while True:
@@ -299,13 +311,7 @@ class Store:
                     chunk.append((key, value))
                     found = cursor.next()
                 cursor.close()
-            for key, buf in chunk:
-                try:
-                    model: BaseModel = decode_value(self.codec, db, key, buf, expect)
-                except StoredValueError as exc:
-                    self._report_bad_value(exc, on_bad_value)
-                    continue
-                yield key, model
+            yield from chunk
             if not found:
                 return
             after = chunk[-1][0]

@@ -239,3 +239,17 @@ def test_a_restarted_scheduler_resumes_from_lmdb(tmp_path: Path) -> None:
         rt.wait_for(lambda: rt.restarts("scheduler") == 1)
         assert rt.state("scheduler")["jobs"] == {"running": 1, "waiting": 1}
         assert rt.ask("scheduler", discovered(key(2))).detail == "known"
+
+
+def test_a_corrupt_job_is_reported_and_skipped_not_a_crash(tmp_path: Path) -> None:
+    import lmdb
+
+    with scheduler(tmp_path) as rt:
+        rt.ask("scheduler", discovered(key(1)))
+        rt.ask("scheduler", discovered(key(2)))
+    with lmdb.open(str(tmp_path / "data"), max_dbs=16) as env:
+        with env.begin(write=True) as txn:
+            txn.put(key(1).db_key(), b"\x93garbage", db=env.open_db(b"jobs"))
+    with scheduler(tmp_path) as rt:
+        assert rt.state("scheduler")["jobs"] == {"waiting": 1}
+        assert rt.restarts("scheduler") == 0
