@@ -247,8 +247,10 @@ def test_a_corrupt_job_is_reported_and_skipped_not_a_crash(tmp_path: Path) -> No
     with scheduler(tmp_path) as rt:
         rt.ask("scheduler", discovered(key(1)))
         rt.ask("scheduler", discovered(key(2)))
-    with lmdb.open(str(tmp_path / "data"), max_dbs=16) as env, env.begin(write=True) as txn:
-        txn.put(key(1).db_key(), b"\x93garbage", db=env.open_db(b"jobs"))
+    with lmdb.open(str(tmp_path / "data"), max_dbs=16) as env:
+        jobs_db = env.open_db(b"jobs")
+        with env.begin(write=True) as txn:
+            txn.put(key(1).db_key(), b"\x93garbage", db=jobs_db)
     with scheduler(tmp_path) as rt:
         assert rt.state("scheduler")["jobs"] == {"waiting": 1}
         assert rt.restarts("scheduler") == 0
