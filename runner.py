@@ -4,6 +4,7 @@ oracle-runner demo                      the demo on an embedded default
 oracle-runner backup --data DIR DEST    a compacted copy of a data directory
 oracle-runner proof verify FILE         recompute a proof from its raw responses
 oracle-runner proof show FILE           print a proof readably
+oracle-runner repl [--socket PATH]      attach to the running daemon's debug REPL
 oracle-runner devnet                    anvil with the contracts deployed, for a person
 oracle-runner hl-sim --data DIR --port P
                                         the Hyperliquid simulator, for a person
@@ -18,10 +19,48 @@ from collections.abc import Callable, Sequence
 Command = Callable[[argparse.Namespace], int]
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from devnet.foundation_demo import main
+def _run(args: argparse.Namespace) -> int:
+    import signal
 
-    return main(data_dir=args.data)
+    from ops.config import ConfigError, load_config
+    from ops.daemon import Daemon
+    from ops.logs import setup_logging
+    from sources.evm import ConfigurationError
+    from storage import StorageError
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    setup_logging(config.log_level)
+    daemon = Daemon(config)
+    try:
+        daemon.start()
+    except (ConfigurationError, StorageError) as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 2
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: daemon.stop_soon())
+    try:
+        return daemon.wait()
+    finally:
+        daemon.stop()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from devnet.demo import DemoOptions, run
+
+    return run(
+        DemoOptions(
+            scenario=args.scenario,
+            hl_data=args.hl_data,
+            report=args.report,
+            markets=args.markets,
+            timeout_s=args.timeout,
+            data_dir=args.data,
+        )
+    )
 
 
 def _backup(args: argparse.Namespace) -> int:
@@ -45,6 +84,25 @@ def _proof(args: argparse.Namespace) -> int:
     return proof_cmd.show_file(args.file)
 
 
+def _repl(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ops import repl_client
+    from ops.repl_wire import socket_path_for
+
+    path = args.socket
+    if path is None and args.config is not None:
+        from ops.config import ConfigError, load_config
+
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        path = socket_path_for(config.data_dir, config.api.repl_socket)
+    return repl_client.main(path or socket_path_for(Path("data")), args.command)
+
+
 def _devnet(args: argparse.Namespace) -> int:
     from devnet import cli
 
@@ -61,7 +119,16 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="oracle-runner", description=__doc__.split("\n")[0])
     sub = top.add_subparsers(dest="command", required=True)
 
+    run = sub.add_parser("run", help="run the daemon")
+    run.add_argument("--config", required=True, help="the TOML configuration file")
+    run.set_defaults(run=_run)
+
     demo = sub.add_parser("demo", help="run the demo on an embedded default")
+    demo.add_argument("--scenario", help="a TOML or JSON file of market specs")
+    demo.add_argument("--hl-data", help="a directory of vcrpy cassettes (default: the fixtures)")
+    demo.add_argument("--report", help="write the results as JSON to this file")
+    demo.add_argument("--markets", type=int, default=0, help="add N generated markets")
+    demo.add_argument("--timeout", type=float, default=300.0, help="seconds before giving up")
     demo.add_argument("--data", help="data directory (default: a temporary one)")
     demo.set_defaults(run=_demo)
 
@@ -79,13 +146,20 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("file")
     proof.set_defaults(run=_proof)
 
-    for name, run, help_text in (
+    repl = sub.add_parser("repl", help="attach to the running daemon's debug REPL")
+    repl.add_argument("--socket", help="the socket (default: from --config, or data/repl.sock)")
+    repl.add_argument("--config", help="the daemon's TOML file, to find its socket")
+    repl.add_argument("-c", "--command", help="run this one line and exit")
+    repl.set_defaults(run=_repl)
+
+    passthrough: tuple[tuple[str, Command, str], ...] = (
         ("devnet", _devnet, "start anvil with the contracts deployed"),
         ("hl-sim", _hl_sim, "run the Hyperliquid simulator"),
-    ):
+    )
+    for name, command, help_text in passthrough:
         cmd = sub.add_parser(name, help=help_text, add_help=False)
         cmd.add_argument("rest", nargs=argparse.REMAINDER)
-        cmd.set_defaults(run=run)
+        cmd.set_defaults(run=command)
     return top
 
 

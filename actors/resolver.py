@@ -252,9 +252,12 @@ class Resolver(SupervisedActor):
         self._act()
 
     def _report(self, res: Resolution) -> None:
-        detail = {"value": res.value, "outcome": res.outcome, "note": res.note}
+        detail: dict[str, Any] = {"value": res.value, "outcome": res.outcome, "note": res.note}
         if res.stage is Stage.PARKED:
             detail["reason"] = res.note
+        if res.stage is Stage.COMMITTED and res.commit_time:
+            detail["commit_time"] = res.commit_time
+            detail["dispute_ends_at"] = res.commit_time + self.oracle.dispute_window()
         self.registry.tell(
             self.scheduler, ResolutionProgress(key=self.key, state=res.stage.value, detail=detail)
         )

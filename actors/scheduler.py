@@ -49,7 +49,10 @@ from supervision import SupervisedActor
 log = logging.getLogger(__name__)
 
 FINAL_STAGE = "FINALIZED"
+COMMITTED_STAGE = "COMMITTED"
 JOB_VERSION = 1
+LATENCY_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+"""Upper bounds (seconds) of the due-to-commit latency histogram (``ops.metrics``)."""
 PARKED_STAGE = "PARKED"
 
 
@@ -75,6 +78,13 @@ class Scheduler(SupervisedActor):
         self.heap: list[tuple[float, float, str]] = []
         self.running: set[str] = set()
         self.counts: dict[str, int] = {}
+        self.due: dict[str, float] = {}
+        """Due time of every waiting or running job, for ``oldest_overdue_s``."""
+        self.disputes: dict[str, float] = {}
+        """Committed, not yet finalized markets -> when their dispute window ends (chain s)."""
+        self.latency = [0] * len(LATENCY_BUCKETS)
+        self.latency_sum = 0.0
+        self.latency_count = 0
         for key, buf in self.store.raw_items("jobs"):
             entry = self._heap_entry(key, buf)
             if entry is None:
@@ -84,6 +94,7 @@ class Scheduler(SupervisedActor):
             if state in (JobState.WAITING, JobState.RUNNING):
                 # a job that was running when the daemon stopped resumes from its checkpoint
                 self.heap.append(item)
+                self.due[item[2]] = item[1]
         heapq.heapify(self.heap)
         self.send_later(self.tick_s, self.name, Tick(now=0))
 
@@ -130,11 +141,20 @@ class Scheduler(SupervisedActor):
         return self.unhandled(message)
 
     def snapshot(self) -> Any:
+        now = self.clock.now()
+        late = [now - due for due in self.due.values() if due <= now]
         return {
             "jobs": dict(self.counts),
             "waiting_heap": len(self.heap),
             "running": sorted(self.running),
             "halted_chains": sorted(self.halted_chains),
+            "oldest_overdue_s": max(late, default=0.0),
+            "commit_latency": {
+                "buckets": [list(pair) for pair in zip(LATENCY_BUCKETS, self.latency, strict=True)],
+                "sum": self.latency_sum,
+                "count": self.latency_count,
+            },
+            "dispute_left_s": [ends - now for ends in self.disputes.values()],
         }
 
     # --- discovery: dedup by market key, durable before the Ack --------------------------
@@ -155,6 +175,7 @@ class Scheduler(SupervisedActor):
         if not self.store.write(add):
             return Ack(detail="known")
         self._count(JobState.WAITING, +1)
+        self.due[str(key)] = job.due_at
         heapq.heappush(self.heap, (job.next_attempt_at, job.due_at, str(key)))
         return Ack(detail="new")
 
@@ -208,6 +229,8 @@ class Scheduler(SupervisedActor):
         job = self._job(key)
         if job is None or job.state in (JobState.FINALIZED, JobState.CANCELLED):
             return
+        if stage == COMMITTED_STAGE:
+            self._committed(job, detail)
         if stage == FINAL_STAGE:
             self.running.discard(str(key))
             self._save(job, state=JobState.FINALIZED, stage=stage, last_error="")
@@ -217,6 +240,19 @@ class Scheduler(SupervisedActor):
             self._save(job, state=JobState.PARKED, stage=stage, last_error=reason)
         else:
             self._save(job, stage=stage)
+
+    def _committed(self, job: Job, detail: dict[str, Any]) -> None:
+        """Observe the due-to-commit latency once; remember when the dispute window ends."""
+        key = str(job.key)
+        now = self.clock.now()
+        if key not in self.disputes:
+            latency = float(detail.get("commit_time") or now) - job.due_at
+            for index, bound in enumerate(LATENCY_BUCKETS):
+                if latency <= bound:
+                    self.latency[index] += 1
+            self.latency_sum += latency
+            self.latency_count += 1
+        self.disputes[key] = float(detail.get("dispute_ends_at") or now)
 
     def _failed(self, key: MarketKey, failure: FailureClass, reason: str) -> None:
         self.running.discard(str(key))
@@ -321,6 +357,12 @@ class Scheduler(SupervisedActor):
         if updated.state is not job.state:
             self._count(job.state, -1)
             self._count(updated.state, +1)
+        text = str(job.key)
+        if updated.state in (JobState.WAITING, JobState.RUNNING):
+            self.due[text] = updated.due_at
+        else:
+            self.due.pop(text, None)
+            self.disputes.pop(text, None)
         return updated
 
     def _audit(self, action: str, key: MarketKey, **detail: str) -> AuditEntry:

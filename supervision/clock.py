@@ -118,16 +118,18 @@ class ManualClock:
 
 
 class SystemClock:
-    """Wall-clock time; timers run on one daemon thread started on first use."""
+    """Wall-clock time, optionally shifted by ``offset_s`` (to replay recorded data on a devnet
+    whose chain runs at the same offset); timers run on one daemon thread started on first use."""
 
-    def __init__(self) -> None:
+    def __init__(self, offset_s: float = 0.0) -> None:
+        self.offset_s = offset_s
         self._timers = _TimerHeap()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopped = False
 
     def now(self) -> float:
-        return time.time()
+        return time.time() + self.offset_s
 
     def call_later(self, delay_s: float, fn: Callable[[], None]) -> Timer:
         entry = _Entry(time.monotonic() + max(0.0, delay_s), fn)

@@ -67,6 +67,20 @@ class Registry:
 
     # --- supervisors' side ---------------------------------------------------------------
 
+    def expect(self, name: str, actor_type: str, supervisor: pykka.ActorRef[Any] | None) -> None:
+        """``name`` is about to start: keep what is told to it until ``register``.
+
+        A supervisor calls this before starting a child, so that a message the child sends
+        itself (or is sent) while its ``on_start`` runs is delivered, not dropped.
+        """
+        with self._cond:
+            entry = self._entries.get(name)
+            if entry is None:
+                entry = self._entries[name] = Entry(name=name, actor_type=actor_type)
+            entry.supervisor = supervisor
+            if entry.ref is None:
+                entry.status = Status.DOWN
+
     def register(
         self,
         name: str,

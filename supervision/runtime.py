@@ -83,6 +83,7 @@ class Runtime:
             parent=None,
             args={"spec": self.tree, "check_interval_s": self._check_interval_s},
         )
+        self.registry.expect(ROOT, "supervisor", None)
         self._root = Supervisor.start(ctx)
         self.registry.register(ROOT, self._root, "supervisor", None, 1)
         self._await_tree(ROOT, deadline=time.monotonic() + timeout)

@@ -231,6 +231,7 @@ class Supervisor(SupervisedActor):
             args=args,
             incarnation=child.incarnation,
         )
+        self.registry.expect(spec.id, spec.actor, self.actor_ref)
         try:
             actor_class = self.services.actor_types[spec.actor]
             ref = actor_class.start(ctx)

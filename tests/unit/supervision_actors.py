@@ -99,3 +99,24 @@ TYPES: dict[str, type[SupervisedActor]] = {"worker": Worker, "counter": Counter}
 
 def worker(child_id: str, restart: RestartType = RestartType.PERMANENT, **args: Any) -> ChildSpec:
     return ChildSpec(id=child_id, actor="worker", restart=restart, args=args)
+
+
+class EarlyBird(SupervisedActor):
+    """Tells itself a Ping from ``init``, before its supervisor may have registered it."""
+
+    def init(self) -> None:
+        self.seen: list[int] = []
+        self.registry.tell(self.name, Ping(n=self.ctx.incarnation))
+
+    def handle(self, message: Any) -> Any:
+        match message:
+            case Ping(n=n):
+                self.seen.append(n)
+                return None
+        return self.unhandled(message)
+
+    def snapshot(self) -> Any:
+        return {"seen": list(self.seen)}
+
+
+TYPES["early"] = EarlyBird

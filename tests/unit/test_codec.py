@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 import protocol  # noqa: F401  (registers every kind)
-from protocol import codec, messages, records
+from protocol import codec, messages, records, tx_records
 from protocol.codec import CODEC, Codec, CodecError
 from protocol.hyperliquid import InfoRequest, RawResponse
 from protocol.proof import Proof
@@ -74,6 +74,30 @@ def examples(spec: Any) -> dict[str, BaseModel]:
             key=KEY, due_at=1.0, next_attempt_at=2.5, failure="transient", override_outcome=1
         ),
         "schema_version": records.SchemaVersion(version=1),
+        "tx_intent": tx_records.TxIntent(
+            intent_id="i",
+            chain="dev",
+            to="0x" + "34" * 20,
+            data=b"\x01",
+            created_at=1.0,
+            state="confirmed",
+            nonce=3,
+            inclusion=tx_records.Inclusion(
+                tx_hash=H, block_number=5, block_hash=H, status=1, gas_used=21_000
+            ),
+        ),
+        "tx_attempt": tx_records.TxAttempt(
+            intent_id="i",
+            chain="dev",
+            nonce=3,
+            seq=1,
+            tx_hash=H,
+            raw=b"\x02\xf8",
+            fees=tx_records.Fees(max_fee_per_gas=2 * 10**9, max_priority_fee_per_gas=10**9),
+            gas_limit=25_200,
+            signed_at=1.0,
+        ),
+        "nonce_state": tx_records.NonceState(chain="dev", address="0x" + "34" * 20, next_nonce=4),
         "market_spec": spec,
         "child_spec": child,
         "supervisor_spec": SupervisorSpec(children=(child,), max_children=4),

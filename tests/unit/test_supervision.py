@@ -291,3 +291,11 @@ def test_an_unreadable_checkpoint_is_reported_not_a_restart_loop(tmp_path: Any) 
             assert rt.restarts("counter") == 0
             error = rt.registry.entry("counter").last_error  # type: ignore[union-attr]
             assert "checkpoint unreadable" in error and "checkpoints" in error
+
+
+def test_a_message_sent_during_start_up_is_not_lost() -> None:
+    children = tuple(ChildSpec(id=f"early-{n}", actor="early") for n in range(20))
+    with tree(*children) as rt:
+        for n in range(20):
+            rt.wait_for(lambda n=n: rt.state(f"early-{n}")["seen"] == [1], timeout=5)
+        assert rt.registry.dead_letters == 0

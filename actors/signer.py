@@ -1,0 +1,1029 @@
+"""Signer: the only user of one chain's key. Each intent becomes at most one mined transaction.
+
+    SubmitTx (new id) ---persist---> QUEUED          (a known id: answer, or remember reply_to)
+    QUEUED --eth_call or estimate reverts--> FAILED  (TxFailed permanent; no nonce is used)
+    QUEUED --estimate gas +margin, price fees (cap), next nonce, sign, PERSIST--> PENDING
+    PENDING --Broadcast: one JSON-RPC batch of eth_sendRawTransaction--> in the node's pool
+    on every new head, for each PENDING intent:
+       receipt of any of its attempts ---------> MINED (in memory)
+       none, < K heads since signed -----------> re-send the same bytes ("already known" is fine)
+       none for K heads, and the account's nonce did not move in K heads either, or the node
+       says "underpriced" ---------------------> re-sign the SAME nonce, both fees +20% (a
+                                                  new attempt, persisted first); the cap blocks
+                                                  it: keep re-sending, counted as stuck
+       its nonce used, none of ours mined -----> (seen on two heads) QUEUED again + alert
+       node rejects the first attempt for good > FAILED; the nonce is FILLED by a self-transfer
+                                                  (only known-permanent rejections; others retry)
+    MINED --its block leaves the chain--> PENDING (re-broadcast the highest attempt)
+    MINED --`confirmations` deep, block canonical--> CONFIRMED (TxConfirmed) | status 0: FAILED
+    CONFIRMED/FAILED on chain --block leaves the chain within `watch_blocks`--> PENDING again
+
+Start (``init`` + the first tick, phase SYNCING): load intents and attempts of this chain from
+LMDB; check the node's chain id; compare the durable nonce counter with the chain's latest and
+pending nonces (higher means the key was used outside the runner: counted, audited, counter
+resynced); re-broadcast every PENDING intent. A ``ConfigurationError`` (a node on another chain)
+HALTS the signer: nothing is signed or sent, intents are still accepted and persisted, and the
+error is in the snapshot. Transient RPC errors are counted and retried on the next tick with a
+bounded backoff; they never crash the actor.
+
+Nonces are gapless: a nonce is assigned only after simulation succeeded, in the same LMDB
+transaction that stores the signed attempt and the counter; an attempt that can never be
+broadcast is not abandoned silently but its nonce is filled with a zero-value self-transfer.
+Outcomes go to ``reply_to`` by registered name. Intents are made durable in bursts (one LMDB
+transaction per ``Flush``): a SubmitTx that a crash catches before its burst was written had no
+effect yet and is covered by the requester's resend.
+
+Args: ``chain``; ``max_batch`` (500 intents per flush), ``watch_blocks`` (64), ``bump_pct`` (20),
+``max_backoff_s``. Services (``extra``): ``store``, ``evms[chain]``, ``signer_keys[chain]`` (a
+``sources.keys.SigningKey``), ``chains[chain]`` (``chain_id``, ``confirmations``,
+``max_fee_gwei``, ``poll_s``, ``bump_after_blocks`` (3), ``gas_margin_pct`` (20)).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Literal
+
+from protocol.messages import FailureClass, Message, SubmitTx, Tick, TxConfirmed, TxFailed
+from protocol.records import AuditEntry
+from protocol.tx_records import (
+    Fees,
+    Inclusion,
+    IntentState,
+    NonceState,
+    TxAttempt,
+    TxIntent,
+    attempt_key,
+    attempts_prefix,
+    intent_key,
+    intents_prefix,
+    nonce_key,
+)
+from sources.evm import (
+    Block,
+    ConfigurationError,
+    EvmClient,
+    EvmError,
+    FeeHistory,
+    RevertError,
+    RpcError,
+    TransientError,
+)
+from sources.keys import Eip1559Tx, SigningKey
+from storage import Store, Txn
+from supervision import SupervisedActor
+
+log = logging.getLogger(__name__)
+
+FEE_HISTORY_BLOCKS = 5
+TIP_PERCENTILE = 50.0
+TRANSFER_GAS = 21_000
+RESEND_HEADS = 2
+"""Heads without inclusion (and without the account's nonce moving) before the same bytes are
+sent again."""
+MAX_ERROR_TEXT = 300
+_NEVER_ACCEPTED = re.compile(
+    r"intrinsic gas too low|exceeds block gas limit|gas limit too high|oversized data|"
+    r"too large|invalid sender|invalid signature|not supported|"
+    r"priority fee per gas higher than max fee|tip higher than",
+    re.IGNORECASE,
+)
+"""Node rejections that no re-send of the same transaction can change."""
+_WRONG_CHAIN = re.compile(r"chain ?id", re.IGNORECASE)
+
+
+class Flush(Message):
+    """The signer's own nudge: persist what was accepted, then simulate, sign and persist."""
+
+    kind: Literal["signer_flush"] = "signer_flush"
+
+
+class Broadcast(Message):
+    """The signer's own nudge: send every persisted attempt not yet sent by this incarnation."""
+
+    kind: Literal["signer_broadcast"] = "signer_broadcast"
+
+
+class Phase(StrEnum):
+    SYNCING = "syncing"
+    """Started; the nonce counter is not yet reconciled with the chain. Nothing is signed."""
+    RUNNING = "running"
+    HALTED = "halted"
+    """A configuration error (a node on another chain): nothing is sent until it clears."""
+
+
+@dataclass(eq=False)
+class _Live:
+    """An intent in QUEUED or PENDING, with what only memory knows about it."""
+
+    intent: TxIntent
+    attempts: list[TxAttempt] = field(default_factory=list)
+    receipt: Inclusion | None = None
+    """Set when one of its attempts is mined (MINED); cleared by a reorg."""
+    canonical_at: int = -1
+    """The head at which the receipt's block was last checked canonical."""
+    signed_head: int | None = None
+    """The head when its newest attempt was signed (the bump clock); None until a head is seen."""
+    sent: bool = False
+    """Whether this incarnation has broadcast its newest attempt at least once."""
+    last_send_head: int = -1
+    bump_now: bool = False
+    stuck: bool = False
+    suspect_head: int | None = None
+    """The head at which its nonce was seen used with none of its attempts mined."""
+    tries: int = 0
+    retry_at: float = 0.0
+    """QUEUED after a transient failure: not simulated again before this time (clock)."""
+
+    @property
+    def top(self) -> TxAttempt:
+        return self.attempts[-1]
+
+
+class Signer(SupervisedActor):
+    # --- start: load from LMDB, then sync with the chain on the first tick ------------------
+
+    def init(self) -> None:
+        self.chain = str(self.ctx.args["chain"])
+        extra = self.services.extra
+        self.store: Store = extra["store"]
+        self.evm: EvmClient = extra["evms"][self.chain]
+        self.key: SigningKey = extra["signer_keys"][self.chain]
+        config = extra["chains"][self.chain]
+        self.chain_id = int(config.chain_id)
+        self.confirmations = int(config.confirmations)
+        self.cap = int(Decimal(str(config.max_fee_gwei)) * 10**9)
+        self.poll_s = float(config.poll_s)
+        self.bump_after = int(getattr(config, "bump_after_blocks", 3))
+        self.gas_margin_pct = int(getattr(config, "gas_margin_pct", 20))
+        args = self.ctx.args
+        self.max_batch = int(args.get("max_batch", 500))
+        self.watch_blocks = int(args.get("watch_blocks", 64))
+        self.bump_pct = max(20, int(args.get("bump_pct", 20)))
+        self.max_backoff_s = float(args.get("max_backoff_s", max(16 * self.poll_s, 1.0)))
+        self.address = self.key.address
+        self.phase = Phase.SYNCING
+        self.halted = ""
+        self.head, self.head_hash = -1, ""
+        self.balance_wei: int | None = None
+        self.unfunded = False
+        """The node's last word on our balance was "insufficient funds"."""
+        self.latest_seen, self.progress_head = -1, -1
+        """The account's latest nonce, and the head at which it last changed."""
+        self.failures = 0
+        self.last_error = ""
+        self.flush_pending = False
+        self.inbox: dict[str, TxIntent] = {}
+        self.live: dict[str, _Live] = {}
+        self.queue: list[str] = []
+        self.watch: dict[str, TxIntent] = {}
+        self.stats = dict.fromkeys(
+            ("confirmed", "failed", "bumps", "reorgs", "rpc_errors", "fillers", "resent"), 0
+        )
+        self._incomplete: EvmError | None = None
+        self.nonces: NonceState | None = self.store.get("txs", nonce_key(self.chain), NonceState)
+        self._load()
+        self.actor_ref.tell(Tick(now=self.clock.now()))
+
+    def _load(self) -> None:
+        watched: list[TxIntent] = []
+        for _, intent in self.store.items("txs", intents_prefix(self.chain), expect=TxIntent):
+            if intent.state is IntentState.QUEUED:
+                self.live[intent.intent_id] = _Live(intent)
+                self.queue.append(intent.intent_id)
+            elif intent.state is IntentState.PENDING:
+                self.live[intent.intent_id] = _Live(intent)
+            else:
+                self.stats["confirmed" if intent.state is IntentState.CONFIRMED else "failed"] += 1
+                if intent.inclusion is not None:
+                    watched.append(intent)
+        for _, attempt in self.store.items("txs", attempts_prefix(self.chain), expect=TxAttempt):
+            live = self.live.get(attempt.intent_id)
+            if live is not None and live.intent.nonce == attempt.nonce:
+                live.attempts.append(attempt)
+        for intent_id, live in list(self.live.items()):
+            if live.intent.state is IntentState.PENDING and not live.attempts:
+                log.error("%s: %s is pending without attempts; queued again", self.name, intent_id)
+                live.intent = live.intent.model_copy(
+                    update={"state": IntentState.QUEUED, "nonce": None}
+                )
+                self.queue.append(intent_id)
+        if watched:
+            newest = max(i.inclusion.block_number for i in watched if i.inclusion)
+            for intent in watched:
+                if intent.inclusion and intent.inclusion.block_number > newest - self.watch_blocks:
+                    self.watch[intent.intent_id] = intent
+        log.info(
+            "%s: loaded %d queued, %d pending, %d confirmed, %d failed; nonce counter %s",
+            self.name,
+            len(self.queue),
+            len(self.live) - len(self.queue),
+            self.stats["confirmed"],
+            self.stats["failed"],
+            self.nonces.next_nonce if self.nonces else "new",
+        )
+
+    def _sync(self) -> None:
+        """Reconcile the counter with the chain, then re-broadcast what is in flight."""
+        chain_id = self.evm.chain_id()
+        if chain_id != self.chain_id:
+            raise ConfigurationError(
+                f"the node says chain id {chain_id}; {self.chain} is configured as {self.chain_id}"
+            )
+        latest, pending = self._nonce_counts()
+        known = self.nonces
+        if known is None or known.address != self.address:
+            in_flight = [i for i, lv in self.live.items() if lv.attempts]
+            if known is not None and in_flight:
+                raise ConfigurationError(
+                    f"the signing key of {self.chain} changed from {known.address} to "
+                    f"{self.address} while {len(in_flight)} intents of the old key are in flight"
+                )
+            fresh = NonceState(
+                chain=self.chain,
+                address=self.address,
+                next_nonce=max(latest, pending),
+                external_nonce_use=known.external_nonce_use if known else 0,
+            )
+            action = "nonce_initialised" if known is None else "signer_key_changed"
+            self._write([(nonce_key(self.chain), fresh)], self._audit(action, detail=fresh))
+            self.nonces = fresh
+        self._check_external(latest, pending)
+        self.phase, self.halted = Phase.RUNNING, ""
+        log.info("%s: synced at nonce %d (%s)", self.name, self._next_nonce, self.address)
+        if any(lv.attempts for lv in self.live.values()):
+            self.actor_ref.tell(Broadcast())
+        if self.queue or self.inbox:
+            self._schedule_flush()
+
+    # --- messages ------------------------------------------------------------------------
+
+    def handle(self, message: Any) -> Any:
+        match message:
+            case SubmitTx():
+                self._accept(message)
+            case Flush():
+                self.flush_pending = False
+                self._flush()
+            case Broadcast():
+                if self.phase is Phase.RUNNING:
+                    self._guarded(lambda: self._send(self._unsent(), self.head))
+            case Tick():
+                delay = self._poll()
+                self.send_later(delay, self.name, Tick(now=self.clock.now()))
+            case _:
+                return self.unhandled(message)
+        return None
+
+    def snapshot(self) -> Any:
+        pending = [lv for lv in self.live.values() if lv.attempts]
+        return {
+            "chain": self.chain,
+            "address": self.address,
+            "phase": self.phase.value,
+            "halted": self.halted,
+            "head": self.head,
+            "nonce": self._next_nonce,
+            "queued": len(self.queue) + len(self.inbox),
+            "in_flight": len(pending),
+            "mined": sum(1 for lv in pending if lv.receipt is not None),
+            "stuck": sum(1 for lv in pending if lv.stuck),
+            "external_nonce_use": self.nonces.external_nonce_use if self.nonces else 0,
+            "balance_wei": self.balance_wei,
+            "funded": None if self.balance_wei is None else not self.unfunded,
+            "watched": len(self.watch),
+            "last_error": self.last_error,
+            **self.stats,
+        }
+
+    # --- SubmitTx: a known id is the same intent; a new one is accepted ------------------
+
+    def _accept(self, msg: SubmitTx) -> None:
+        intent_id = msg.intent_id
+        if msg.chain != self.chain:
+            reason = f"{self.name} signs for {self.chain}, not {msg.chain}"
+            self.registry.tell(
+                msg.reply_to, TxFailed(intent_id=intent_id, reason=reason, permanent=True)
+            )
+            return
+        queued = self.inbox.get(intent_id)
+        if queued is not None:
+            self.inbox[intent_id] = queued.model_copy(update={"reply_to": msg.reply_to})
+            return
+        live = self.live.get(intent_id)
+        if live is not None:
+            if live.intent.reply_to != msg.reply_to:
+                live.intent = live.intent.model_copy(update={"reply_to": msg.reply_to})
+                self._write([(intent_key(self.chain, intent_id), live.intent)])
+            return
+        done = self.watch.get(intent_id) or self.store.get(
+            "txs", intent_key(self.chain, intent_id), TxIntent
+        )
+        if done is not None:
+            self._reply(done.model_copy(update={"reply_to": msg.reply_to}))
+            return
+        # built without re-validation: every field comes from the validated SubmitTx
+        self.inbox[intent_id] = TxIntent.model_construct(
+            intent_id=intent_id,
+            chain=self.chain,
+            to=msg.to,
+            data=msg.data,
+            value=msg.value,
+            reply_to=msg.reply_to,
+            created_at=self.clock.now(),
+        )
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if not self.flush_pending:
+            self.flush_pending = True
+            self.actor_ref.tell(Flush())
+
+    # --- QUEUED -> PENDING: persist, simulate, estimate, price, nonce, sign, persist ------
+
+    def _flush(self) -> None:
+        if self.inbox:
+            accepted = list(self.inbox.values())
+            self._write([(intent_key(self.chain, i.intent_id), i) for i in accepted])
+            self.inbox.clear()
+            for intent in accepted:
+                self.live[intent.intent_id] = _Live(intent)
+                self.queue.append(intent.intent_id)
+        if self.phase is not Phase.RUNNING:
+            return
+        now = self.clock.now()
+        ready = [i for i in self.queue if self.live[i].retry_at <= now][: self.max_batch]
+        if not ready:
+            return
+        self._guarded(lambda: self._sign_queued(ready))
+        for intent_id in ready:  # still queued (a transient error): retry later, backing off
+            lv = self.live.get(intent_id)
+            if lv is not None and not lv.attempts:
+                lv.tries += 1
+                lv.retry_at = now + self._backoff(lv.tries)
+        if self._queued_ready():
+            self._schedule_flush()
+
+    def _queued_ready(self) -> bool:
+        now = self.clock.now()
+        return any(self.live[i].retry_at <= now for i in self.queue)
+
+    def _sign_queued(self, intent_ids: list[str]) -> None:
+        self._incomplete = None
+        lives = [self.live[i] for i in intent_ids]
+        fees = self._quote()
+        calls: list[tuple[str, list[Any]]] = []
+        for lv in lives:
+            params = {
+                "from": self.address,
+                "to": lv.intent.to,
+                "data": "0x" + lv.intent.data.hex(),
+                "value": hex(lv.intent.value),
+            }
+            calls += [("eth_call", [params, "latest"]), ("eth_estimateGas", [params])]
+        results = self._batch(calls)
+        assert self.nonces is not None
+        nonce = self.nonces.next_nonce
+        signed: list[tuple[_Live, TxIntent, TxAttempt]] = []
+        failed: list[TxIntent] = []
+        for n, lv in enumerate(lives):
+            outcome = self._simulated(results[2 * n], results[2 * n + 1])
+            if isinstance(outcome, str):
+                failed.append(self._failed(lv.intent, outcome))
+            elif outcome is not None:
+                gas = outcome * (100 + self.gas_margin_pct) // 100
+                intent = lv.intent.model_copy(update={"state": IntentState.PENDING, "nonce": nonce})
+                signed.append((lv, intent, self._sign(intent, 0, fees, gas)))
+                nonce += 1
+        counter = self.nonces.model_copy(update={"next_nonce": nonce})
+        puts: list[tuple[bytes, Any]] = [(nonce_key(self.chain), counter)]
+        puts += [(intent_key(self.chain, i.intent_id), i) for _, i, _ in signed]
+        puts += [(attempt_key(self.chain, a.nonce, a.seq), a) for _, _, a in signed]
+        puts += [(intent_key(self.chain, i.intent_id), i) for i in failed]
+        self._write(puts)  # durable before anything is broadcast
+        self.nonces = counter
+        for lv, intent, attempt in signed:
+            lv.intent, lv.attempts = intent, [attempt]
+            lv.signed_head = self.head if self.head >= 0 else None
+        done = {i.intent_id for i in failed} | {i.intent_id for _, i, _ in signed}
+        self.queue = [i for i in self.queue if i not in done]
+        for intent in failed:
+            del self.live[intent.intent_id]
+            self.stats["failed"] += 1
+            log.warning("%s: %s failed for good: %s", self.name, intent.intent_id, intent.reason)
+            self._reply(intent)
+        if signed:
+            log.debug("%s: signed nonces %d..%d", self.name, signed[0][1].nonce, nonce - 1)
+            self.actor_ref.tell(Broadcast())
+        self._raise_if_incomplete()
+
+    def _simulated(self, call: Any, estimate: Any) -> int | str | None:
+        """The gas estimate; a failure reason (str) if the call can never succeed; None to retry."""
+        for result, what in ((call, "simulation"), (estimate, "gas estimate")):
+            if isinstance(result, RevertError):
+                return f"reverted in {what}: {result.reason}"
+            if isinstance(result, RpcError) and result.tx_rejection == "insufficient_funds":
+                self._note(result)
+                self.unfunded = True
+                return None
+            if isinstance(result, RpcError) and result.failure is FailureClass.PERMANENT:
+                return f"{what} refused by the node: {result.message}"
+            if isinstance(result, Exception):
+                return None
+        try:
+            return int(estimate, 16)
+        except (TypeError, ValueError):
+            self._incomplete = TransientError(f"malformed gas estimate {estimate!r:.40}")
+            return None
+
+    # --- PENDING -> broadcast -----------------------------------------------------------
+
+    def _unsent(self) -> list[_Live]:
+        return [lv for lv in self.live.values() if lv.attempts and not lv.sent]
+
+    def _send(self, lives: list[_Live], head: int) -> None:
+        """Broadcast each intent's newest attempt, as one JSON-RPC batch; sort the answers."""
+        if not lives:
+            return
+        raws = [("eth_sendRawTransaction", ["0x" + lv.top.raw.hex()]) for lv in lives]
+        for lv, result in zip(lives, self._batch(raws), strict=True):
+            if isinstance(result, RpcError):
+                rejection = result.tx_rejection
+                if rejection is None and _WRONG_CHAIN.search(result.message):
+                    raise ConfigurationError(f"the node refuses our chain id: {result.message}")
+                if rejection is None and _NEVER_ACCEPTED.search(result.message):
+                    self._rejected(lv, result.message)
+                    continue
+                if rejection is None:  # unknown: maybe passing (pool full, nonce gap); retry
+                    self._note(result)
+                    continue
+                if rejection == "underpriced":
+                    lv.bump_now = True
+                elif rejection == "insufficient_funds":
+                    self._note(result)
+                    self.unfunded = True
+                # "already known" is success; "nonce too low" is sorted out by the receipts
+            elif isinstance(result, Exception):
+                continue
+            else:
+                self.unfunded = False
+            lv.sent, lv.last_send_head = True, head
+        self._raise_if_incomplete()
+
+    # --- every new head: receipts, reorgs, confirmations, bumps ---------------------------
+
+    def _poll(self) -> float:
+        """One tick; returns the delay until the next one (backs off on errors)."""
+        try:
+            if self.phase is not Phase.RUNNING:
+                self._sync()
+            block = self.evm.get_block("latest")
+            if block is None:
+                raise TransientError("the node has no latest block")
+            if (block.number, block.hash) != (self.head, self.head_hash):
+                self._new_head(block)
+                self.head, self.head_hash = block.number, block.hash
+            if self.inbox or self._queued_ready():
+                self._schedule_flush()
+        except ConfigurationError as exc:
+            self._halt(exc)
+            return self.max_backoff_s
+        except EvmError as exc:
+            self._note(exc)
+            self.failures += 1
+            return self._backoff(self.failures)
+        self.failures = 0
+        return self.poll_s
+
+    def _backoff(self, failures: int) -> float:
+        return float(min(self.max_backoff_s, self.poll_s * 2 ** min(failures, 30)))
+
+    def _new_head(self, block: Block) -> None:
+        """Everything a new head asks for; idempotent, so a head that failed halfway is redone
+        (``self.head`` moves only when all of it succeeded)."""
+        self._incomplete = None
+        head = block.number
+        since = self.head if self._extends(block) else -1
+        latest, pending = self._nonce_counts()
+        self._check_external(latest, pending)
+        self._find_receipts(head, latest)
+        self._check_canonical(head, since)
+        self._confirm(head)
+        self._resend_and_bump(head, latest)
+        for intent_id, intent in list(self.watch.items()):
+            if intent.inclusion and intent.inclusion.block_number <= head - self.watch_blocks:
+                del self.watch[intent_id]
+        self._raise_if_incomplete()
+
+    def _find_receipts(self, head: int, latest: int) -> None:
+        """PENDING intents whose nonce the chain has used: which attempt was mined?"""
+        lives = [
+            lv
+            for lv in self.live.values()
+            if lv.attempts and lv.receipt is None and lv.top.nonce < latest
+        ]
+        calls = [("eth_getTransactionReceipt", [a.tx_hash]) for lv in lives for a in lv.attempts]
+        results = iter(self._batch(calls))
+        for lv in lives:
+            found, unknown = None, False
+            for _ in lv.attempts:
+                raw = next(results)
+                if isinstance(raw, Exception):
+                    unknown = True
+                elif raw is not None:
+                    found = self._inclusion(raw)
+                    unknown = unknown or found is None
+            if found is not None:
+                lv.receipt, lv.suspect_head, lv.stuck, lv.bump_now = found, None, False, False
+            elif not unknown:
+                self._nonce_used_elsewhere(lv, head)
+
+    def _extends(self, block: Block) -> bool:
+        """Whether ``block`` descends from the last head fully handled (no reorg at or below
+        it), so that what was canonical there still is."""
+        if self.head < 0 or block.number <= self.head:
+            return False
+        if block.parent_hash == self.head_hash:
+            return True
+        then = self.evm.get_block(self.head)
+        return then is not None and then.hash == self.head_hash
+
+    def _check_canonical(self, head: int, since: int) -> None:
+        """Every mined or recently done intent whose block is no longer canonical: a reorg.
+        Blocks up to ``since`` are known canonical (every receipt there was found and checked
+        when that head was handled); the others are fetched and compared."""
+        mined = [(lv.intent.intent_id, lv.receipt) for lv in self.live.values() if lv.receipt]
+        watched = [(i, intent.inclusion) for i, intent in self.watch.items() if intent.inclusion]
+        numbers = sorted({i.block_number for _, i in mined + watched if i.block_number > since})
+        blocks = self._batch([("eth_getBlockByNumber", [hex(n), False]) for n in numbers])
+        canonical: dict[int, str | None] = {}
+        for number, found in zip(numbers, blocks, strict=True):
+            if not isinstance(found, Exception):
+                canonical[number] = found.get("hash") if isinstance(found, dict) else None
+        for intent_id, inclusion in mined + watched:
+            number = inclusion.block_number
+            if number > since and number not in canonical:
+                continue  # unknown for now: the head is redone
+            if number <= since or canonical[number] == inclusion.block_hash:
+                if intent_id in self.live:
+                    self.live[intent_id].canonical_at = head
+            else:
+                self._reorged(intent_id, head)
+
+    def _confirm(self, head: int) -> None:
+        """Mined, canonical and ``confirmations`` deep: CONFIRMED (or FAILED if it reverted)."""
+        ready = [
+            lv
+            for lv in self.live.values()
+            if lv.receipt is not None
+            and lv.canonical_at == head
+            and lv.receipt.block_number <= head - self.confirmations
+        ]
+        if not ready:
+            return
+        done: list[TxIntent] = []
+        for lv in ready:
+            assert lv.receipt is not None
+            if lv.receipt.status == 1:
+                update = {"state": IntentState.CONFIRMED, "inclusion": lv.receipt, "reason": ""}
+                done.append(lv.intent.model_copy(update=update))
+            else:
+                reason = (
+                    f"reverted on chain in block {lv.receipt.block_number} "
+                    f"(tx {lv.receipt.tx_hash}); its nonce {lv.intent.nonce} is used"
+                )
+                done.append(self._failed(lv.intent, reason, inclusion=lv.receipt))
+        self._write([(intent_key(self.chain, i.intent_id), i) for i in done])
+        for intent in done:
+            del self.live[intent.intent_id]
+            self.watch[intent.intent_id] = intent
+            self.stats["confirmed" if intent.state is IntentState.CONFIRMED else "failed"] += 1
+            self._reply(intent)
+
+    def _resend_and_bump(self, head: int, latest: int) -> None:
+        """Not mined yet: bump after K heads (or when the node says underpriced), else re-send."""
+        waiting = [
+            lv
+            for lv in self.live.values()
+            if lv.attempts
+            and lv.receipt is None
+            and lv.top.nonce >= latest
+            and lv.suspect_head is None
+        ]
+        for lv in waiting:
+            if lv.signed_head is None:
+                lv.signed_head = head
+        if latest != self.latest_seen:  # the account's queue moved: no attempt is stuck yet
+            self.latest_seen, self.progress_head = latest, head
+        due = [
+            lv
+            for lv in waiting
+            if lv.bump_now
+            or head - max(lv.signed_head or head, self.progress_head) >= self.bump_after
+        ]
+        bumped = self._bump(due, head)
+        fresh = {id(lv) for lv in bumped}
+        resend = [
+            lv
+            for lv in waiting
+            if id(lv) not in fresh
+            and (not lv.sent or head - max(lv.last_send_head, self.progress_head) >= RESEND_HEADS)
+        ]
+        self.stats["resent"] += sum(1 for lv in resend if lv.sent)
+        self._send(resend + bumped, head)
+        tried = {id(lv) for lv in due}
+        again = [lv for lv in waiting if lv.bump_now and id(lv) not in tried]
+        if again:
+            self._send(self._bump(again, head), head)
+
+    def _bump(self, lives: list[_Live], head: int) -> list[_Live]:
+        """Re-sign at the same nonce with both fees raised; persist, then return those bumped."""
+        if not lives:
+            return []
+        quote = self._quote()
+        bumped: list[tuple[_Live, TxAttempt]] = []
+        for lv in lives:
+            lv.bump_now = False
+            fees = lv.top.fees.bumped(quote, self.cap, self.bump_pct)
+            if fees is None:
+                if not lv.stuck:
+                    log.warning(
+                        "%s: %s at nonce %d is stuck: the fee cap %d wei allows no bump over %s",
+                        self.name,
+                        lv.intent.intent_id,
+                        lv.top.nonce,
+                        self.cap,
+                        lv.top.fees,
+                    )
+                lv.stuck = True
+                continue
+            bumped.append((lv, self._sign(lv.intent, lv.top.seq + 1, fees, lv.top.gas_limit)))
+        self._write([(attempt_key(self.chain, a.nonce, a.seq), a) for _, a in bumped])
+        for lv, attempt in bumped:
+            lv.attempts.append(attempt)
+            lv.signed_head, lv.sent, lv.stuck = head, False, False
+            self.stats["bumps"] += 1
+            log.info(
+                "%s: bumped %s at nonce %d to %s",
+                self.name,
+                lv.intent.intent_id,
+                attempt.nonce,
+                attempt.fees,
+            )
+        return [lv for lv, _ in bumped]
+
+    # --- the unhappy paths: reorgs, nonces used elsewhere, rejections ---------------------
+
+    def _reorged(self, intent_id: str, head: int) -> None:
+        """Its block left the chain: back to PENDING; the newest attempt goes out again."""
+        self.stats["reorgs"] += 1
+        live = self.live.get(intent_id)
+        if live is not None:
+            log.warning("%s: %s left the chain before confirmation", self.name, intent_id)
+            live.receipt, live.canonical_at, live.sent, live.signed_head = None, -1, False, head
+            return
+        done = self.watch.pop(intent_id)
+        assert done.inclusion is not None and done.nonce is not None
+        back = done.model_copy(
+            update={
+                "state": IntentState.PENDING,
+                "inclusion": None,
+                "reason": "",
+                "reorgs": done.reorgs + 1,
+            }
+        )
+        detail = {"block": done.inclusion.block_number, "tx": done.inclusion.tx_hash}
+        self._write(
+            [(intent_key(self.chain, intent_id), back)],
+            self._audit("tx_reorged", intent_id, detail),
+        )
+        attempts = [
+            a
+            for _, a in self.store.items(
+                "txs", attempts_prefix(self.chain, done.nonce), expect=TxAttempt
+            )
+            if a.intent_id == intent_id
+        ]
+        self.stats["confirmed" if done.state is IntentState.CONFIRMED else "failed"] -= 1
+        self.live[intent_id] = _Live(back, attempts, signed_head=head)
+        log.warning("%s: %s was %s but its block left the chain", self.name, intent_id, done.state)
+
+    def _nonce_used_elsewhere(self, lv: _Live, head: int) -> None:
+        """The chain used this nonce, but none of this intent's attempts. Seen on two heads,
+        every other attempt ever stored at that nonce is looked up too (an abandoned one may
+        have been mined after all); if none was mined, it is an external use of the key:
+        alert, and queue the intent again (it gets a new nonce)."""
+        if lv.suspect_head is None or head <= lv.suspect_head:
+            lv.suspect_head = head if lv.suspect_head is None else lv.suspect_head
+            return
+        assert self.nonces is not None
+        intent_id, nonce = lv.intent.intent_id, lv.top.nonce
+        others = [
+            a
+            for _, a in self.store.items(
+                "txs", attempts_prefix(self.chain, nonce), expect=TxAttempt
+            )
+            if a.intent_id != intent_id
+        ]
+        receipts = self._batch([("eth_getTransactionReceipt", [a.tx_hash]) for a in others])
+        if any(isinstance(r, Exception) for r in receipts):
+            return  # unknown for now; the head is redone
+        for attempt, raw in zip(others, receipts, strict=True):
+            inclusion = self._inclusion(raw) if raw is not None else None
+            if inclusion is not None:
+                self._mined_by_other(lv, attempt, inclusion)
+                return
+        if lv.intent.filler:  # the hole it was to fill is filled: it has nothing left to do
+            again = self._failed(lv.intent, f"nonce {nonce} was used outside the runner")
+        else:
+            again = lv.intent.model_copy(update={"state": IntentState.QUEUED, "nonce": None})
+        counter = self.nonces.model_copy(
+            update={"external_nonce_use": self.nonces.external_nonce_use + 1}
+        )
+        detail = {"nonce": nonce, "attempts": ",".join(a.tx_hash for a in lv.attempts)}
+        self._write(
+            [(intent_key(self.chain, intent_id), again), (nonce_key(self.chain), counter)],
+            self._audit("external_nonce_use", intent_id, detail),
+        )
+        self.nonces = counter
+        if lv.intent.filler:
+            del self.live[intent_id]
+        else:
+            self.live[intent_id] = _Live(again)
+            self.queue.append(intent_id)
+        log.error(
+            "%s: ALERT nonce %d was used outside the runner; %s %s",
+            self.name,
+            nonce,
+            intent_id,
+            "is dropped (a filler)" if lv.intent.filler else "is queued again for a new nonce",
+        )
+
+    def _mined_by_other(self, lv: _Live, attempt: TxAttempt, inclusion: Inclusion) -> None:
+        """Another intent's attempt took this nonce (an attempt abandoned as rejected that a
+        node mined after all). That intent is done after all; this one goes back to QUEUED (a
+        filler has nothing left to do)."""
+        other = self.store.get("txs", intent_key(self.chain, attempt.intent_id), TxIntent)
+        revived = other is not None and other.inclusion is None and other.intent_id not in self.live
+        puts: list[tuple[bytes, Any]] = []
+        if other is not None and revived:
+            state = IntentState.CONFIRMED if inclusion.status == 1 else IntentState.FAILED
+            self.stats["failed"] -= other.state is IntentState.FAILED
+            other = other.model_copy(update={"state": state, "inclusion": inclusion})
+            puts.append((intent_key(self.chain, other.intent_id), other))
+            self.stats["failed" if state is IntentState.FAILED else "confirmed"] += 1
+        if lv.intent.filler:
+            mine = self._failed(lv.intent, f"nonce {attempt.nonce} used by {attempt.tx_hash}")
+        else:
+            mine = lv.intent.model_copy(update={"state": IntentState.QUEUED, "nonce": None})
+        puts.append((intent_key(self.chain, mine.intent_id), mine))
+        detail = {"nonce": attempt.nonce, "tx": attempt.tx_hash, "of": attempt.intent_id}
+        self._write(puts, self._audit("abandoned_attempt_mined", mine.intent_id, detail))
+        del self.live[mine.intent_id]
+        if not lv.intent.filler:
+            self.live[mine.intent_id] = _Live(mine)
+            self.queue.append(mine.intent_id)
+        log.error(
+            "%s: nonce %d was used by %s of %s, an attempt given up as rejected",
+            self.name,
+            attempt.nonce,
+            attempt.tx_hash,
+            attempt.intent_id,
+        )
+        if other is not None and revived:
+            self.watch[other.intent_id] = other
+            self._reply(other)
+
+    def _check_external(self, latest: int, pending: int) -> None:
+        """The chain is past our counter: someone else used the key. Alert and resync."""
+        assert self.nonces is not None
+        top = max(latest, pending)
+        if top <= self.nonces.next_nonce:
+            return
+        used = top - self.nonces.next_nonce
+        counter = self.nonces.model_copy(
+            update={
+                "next_nonce": top,
+                "external_nonce_use": self.nonces.external_nonce_use + used,
+            }
+        )
+        detail = {"from": self.nonces.next_nonce, "to": top, "latest": latest, "pending": pending}
+        self._write(
+            [(nonce_key(self.chain), counter)], self._audit("external_nonce_use", "", detail)
+        )
+        log.error(
+            "%s: ALERT the chain is at nonce %d, our counter at %d: %d nonces used outside the "
+            "runner; counter resynced",
+            self.name,
+            top,
+            self.nonces.next_nonce,
+            used,
+        )
+        self.nonces = counter
+
+    def _rejected(self, lv: _Live, message: str) -> None:
+        """The node refuses an attempt for good. A first attempt is abandoned and its nonce
+        FILLED with a zero-value self-transfer, so later nonces are not stuck behind a gap."""
+        text = self._redact(message)
+        if lv.top.seq > 0 or lv.intent.filler:
+            lv.stuck = True
+            self.last_error = f"{lv.intent.intent_id}: node rejects attempt {lv.top.seq}: {text}"
+            return
+        nonce = lv.top.nonce
+        failed = self._failed(lv.intent, f"rejected by the node: {text}")
+        filler = TxIntent(
+            intent_id=f"{self.chain}:filler:{nonce}",
+            chain=self.chain,
+            to=self.address,
+            data=b"",
+            state=IntentState.PENDING,
+            nonce=nonce,
+            filler=True,
+            created_at=self.clock.now(),
+        )
+        # seq goes on from the abandoned attempt's: attempt keys are unique per nonce
+        attempt = self._sign(filler, lv.top.seq + 1, lv.top.fees, TRANSFER_GAS)
+        self._write(
+            [
+                (intent_key(self.chain, failed.intent_id), failed),
+                (intent_key(self.chain, filler.intent_id), filler),
+                (attempt_key(self.chain, nonce, attempt.seq), attempt),
+            ],
+            self._audit("nonce_filled", failed.intent_id, {"nonce": nonce, "reason": text}),
+        )
+        del self.live[failed.intent_id]
+        self.live[filler.intent_id] = _Live(filler, [attempt])
+        self.stats["failed"] += 1
+        self.stats["fillers"] += 1
+        log.error("%s: %s; nonce %d filled", self.name, failed.reason, nonce)
+        self._reply(failed)
+        self.actor_ref.tell(Broadcast())
+
+    # --- helpers: signing, pricing, RPC, LMDB, replies, errors ------------------------------
+
+    def _sign(self, intent: TxIntent, seq: int, fees: Fees, gas: int) -> TxAttempt:
+        assert intent.nonce is not None
+        signed = self.key.sign_transaction(
+            Eip1559Tx(
+                chain_id=self.chain_id,
+                nonce=intent.nonce,
+                max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
+                max_fee_per_gas=fees.max_fee_per_gas,
+                gas=gas,
+                to=intent.to,
+                value=intent.value,
+                data=intent.data,
+            )
+        )
+        return TxAttempt.model_construct(  # every field is ours and typed: no re-validation
+            intent_id=intent.intent_id,
+            chain=self.chain,
+            nonce=intent.nonce,
+            seq=seq,
+            tx_hash=signed.tx_hash,
+            raw=signed.raw,
+            fees=fees,
+            gas_limit=gas,
+            signed_at=self.clock.now(),
+        )
+
+    def _quote(self) -> Fees:
+        """EIP-1559 fees for the next block: 2 x its base fee + a tip (the median of recent
+        blocks' median rewards, else the node's suggestion), never above the cap."""
+        history: FeeHistory = self.evm.fee_history(FEE_HISTORY_BLOCKS, "latest", [TIP_PERCENTILE])
+        base = history.base_fee_per_gas[-1]
+        rewards = sorted(row[0] for row in history.reward if row)
+        tip = rewards[len(rewards) // 2] if rewards else 0
+        if tip == 0:
+            tip = self.evm.max_priority_fee()
+        fee = min(2 * base + tip, self.cap)
+        return Fees(max_fee_per_gas=fee, max_priority_fee_per_gas=min(tip, fee))
+
+    def _nonce_counts(self) -> tuple[int, int]:
+        """The account's latest and pending nonces (and, in the same batch, its balance)."""
+        latest, pending, balance = self.evm.batch(
+            [
+                ("eth_getTransactionCount", [self.address, "latest"]),
+                ("eth_getTransactionCount", [self.address, "pending"]),
+                ("eth_getBalance", [self.address, "latest"]),
+            ]
+        )
+        try:
+            counts = int(latest, 16), int(pending, 16)
+            self.balance_wei = int(balance, 16)
+        except (TypeError, ValueError) as exc:
+            raise TransientError(f"malformed nonce reply: {latest!r:.40}, {pending!r:.40}") from exc
+        return counts
+
+    def _batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """``evm.batch`` chunk by chunk: a chunk that fails leaves its error in each of its
+        places (and marks the step incomplete), so the other chunks' answers still count."""
+        out: list[Any] = []
+        size = max(1, self.evm.max_batch)
+        for start in range(0, len(calls), size):
+            chunk = calls[start : start + size]
+            try:
+                out += self.evm.batch(chunk, return_errors=True)
+            except ConfigurationError:
+                raise
+            except EvmError as exc:
+                self._incomplete = exc
+                out += [exc] * len(chunk)
+        return out
+
+    def _raise_if_incomplete(self) -> None:
+        incomplete, self._incomplete = self._incomplete, None
+        if incomplete is not None:
+            raise incomplete
+
+    @staticmethod
+    def _inclusion(raw: Any) -> Inclusion | None:
+        try:
+            return Inclusion(
+                tx_hash=raw["transactionHash"],
+                block_number=int(raw["blockNumber"], 16),
+                block_hash=raw["blockHash"],
+                status=int(raw["status"], 16),
+                gas_used=int(raw["gasUsed"], 16),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def _failed(
+        self, intent: TxIntent, reason: str, inclusion: Inclusion | None = None
+    ) -> TxIntent:
+        update = {"state": IntentState.FAILED, "reason": reason, "inclusion": inclusion}
+        return intent.model_copy(update=update)
+
+    def _write(self, puts: list[tuple[bytes, Any]], audit: AuditEntry | None = None) -> None:
+        """Put every record (and the audit entry) in one durable LMDB transaction."""
+        if not puts and audit is None:
+            return
+
+        def save(txn: Txn) -> None:
+            for key, record in puts:
+                txn.put("txs", key, record)
+            if audit is not None:
+                txn.audit(audit)
+
+        self.store.write(save)
+
+    def _audit(self, action: str, subject: str = "", detail: Any = None) -> AuditEntry:
+        if hasattr(detail, "model_dump"):
+            detail = detail.model_dump(mode="json")
+        shown = {k: self._redact(str(v)) for k, v in (detail or {}).items()}
+        return AuditEntry(
+            ts=self.clock.now(), actor=self.name, action=action, subject=subject, detail=shown
+        )
+
+    def _reply(self, intent: TxIntent) -> None:
+        if not intent.reply_to:
+            return
+        inc = intent.inclusion
+        if intent.state is IntentState.CONFIRMED and inc is not None and intent.nonce is not None:
+            message: Message = TxConfirmed(
+                intent_id=intent.intent_id,
+                tx_hash=inc.tx_hash,
+                block_number=inc.block_number,
+                block_hash=inc.block_hash,
+                nonce=intent.nonce,
+                status=inc.status,
+                gas_used=inc.gas_used,
+            )
+        else:
+            message = TxFailed(intent_id=intent.intent_id, reason=intent.reason, permanent=True)
+        self.registry.tell(intent.reply_to, message)
+
+    def _guarded(self, work: Any) -> bool:
+        """Run ``work``; an RPC error is noted (a configuration error halts), never raised."""
+        try:
+            work()
+        except ConfigurationError as exc:
+            self._halt(exc)
+            return False
+        except EvmError as exc:
+            self._note(exc)
+            return False
+        return True
+
+    def _halt(self, exc: ConfigurationError) -> None:
+        text = self._redact(str(exc))
+        if self.halted != text:
+            log.error("%s: HALTED, nothing will be sent: %s", self.name, text)
+        self.phase, self.halted, self.last_error = Phase.HALTED, text, text
+
+    def _note(self, exc: Exception) -> None:
+        self.stats["rpc_errors"] += 1
+        self.last_error = self._redact(f"{type(exc).__name__}: {exc}")[:MAX_ERROR_TEXT]
+        log.warning("%s: %s", self.name, self.last_error)
+
+    def _redact(self, text: str) -> str:
+        return self.key.redact(self.services.redact(text))
+
+    @property
+    def _next_nonce(self) -> int | None:
+        return self.nonces.next_nonce if self.nonces is not None else None

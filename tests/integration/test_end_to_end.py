@@ -1,0 +1,99 @@
+"""The whole daemon on a devnet: discovery, data, evaluation, commit, dispute window, finalize."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devnet.environment import Devnet
+from devnet.hl_sim.faults import FaultConfig
+from devnet.keys import CREATOR
+from devnet.rpc_proxy import Faults
+from devnet.scenario import REPLAY_NOW, default_specs
+from ops.daemon import Daemon
+from protocol.messages import OperatorAction, OperatorCommand
+from protocol.proof import Proof, canonical_bytes, data_hash_hex, verify
+from protocol.records import Job, JobState, Resolution
+from protocol.spec import MarketKey, MarketSpec
+from storage import Store
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240), pytest.mark.xdist_group("e2e")]
+
+
+@contextmanager
+def running(net: Devnet, data: Path, **limits: Any) -> Iterator[Daemon]:
+    daemon = Daemon(net.config(data, **limits)).start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+def jobs(daemon: Daemon) -> dict[MarketKey, Job]:
+    store: Store = daemon.store  # type: ignore[assignment]
+    return {job.key: job for _, job in store.items("jobs", expect=Job)}
+
+
+def wait_states(
+    daemon: Daemon, keys: list[MarketKey], states: set[JobState], timeout: float
+) -> None:
+    assert daemon.runtime is not None
+
+    def settled() -> bool:
+        found = jobs(daemon)
+        return all(k in found and found[k].state in states for k in keys)
+
+    daemon.runtime.wait_for(settled, timeout=timeout, interval=0.2)
+
+
+def test_every_default_market_is_finalized_with_a_verifiable_proof(tmp_path: Path) -> None:
+    with Devnet.start(dispute_window_s=3) as net:
+        keys = net.create_markets(default_specs(CREATOR.address, live_t_end=REPLAY_NOW + 20))
+        with running(net, tmp_path / "data") as daemon:
+            wait_states(daemon, keys, {JobState.FINALIZED}, timeout=150)
+            store: Store = daemon.store  # type: ignore[assignment]
+            on_chain = net.outcomes(keys)
+            for key in keys:
+                res = store.get("resolutions", key.db_key(), Resolution)
+                proof = store.get("proofs", key.db_key(), Proof)
+                assert res is not None and proof is not None
+                assert on_chain[key] == (res.outcome, res.data_hash, True)
+                assert data_hash_hex(proof) == res.data_hash
+                report = verify(canonical_bytes(proof), expected_hash=res.data_hash)
+                assert report.ok, report.reason
+                assert res.commit_tx and res.finalize_tx
+            signer = daemon.runtime.state("signer:dev")  # type: ignore[union-attr]
+            assert net.w3.eth.get_transaction_count(net.deployment.resolver) == 2 * len(keys)
+            assert signer["nonce"] == 2 * len(keys)
+
+
+def test_rpc_and_api_faults_together_still_finalize_every_market(tmp_path: Path) -> None:
+    rpc = Faults(
+        error_rate=0.1, drop_rate=0.1, malformed_rate=0.05, timeout_rate=0.05, timeout_hold_s=1.0
+    )
+    hl = FaultConfig(p_5xx=0.1, p_429=0.1, seed=3)
+    with Devnet.start(dispute_window_s=3, rpc_faults=rpc, sim_faults=hl) as net:
+        specs = default_specs(CREATOR.address, live_t_end=REPLAY_NOW + 10**6)[:6]
+        keys = net.create_markets(specs)
+        with running(net, tmp_path / "data", max_attempts=20) as daemon:
+            wait_states(daemon, keys, {JobState.FINALIZED}, timeout=200)
+        assert net.proxy is not None and net.proxy.stats()["requests"] > 0
+        assert all(finalized for _, _, finalized in net.outcomes(keys).values())
+        assert net.w3.eth.get_transaction_count(net.deployment.resolver) == 2 * len(keys)
+
+
+def test_a_market_whose_data_cannot_be_had_is_dead_lettered_then_retried(tmp_path: Path) -> None:
+    with Devnet.start(dispute_window_s=3, sim_faults=FaultConfig(p_5xx=1.0)) as net:
+        spec: MarketSpec = default_specs(CREATOR.address, live_t_end=REPLAY_NOW)[0]
+        (key,) = net.create_markets([spec])
+        with running(net, tmp_path / "data", max_attempts=2) as daemon:
+            wait_states(daemon, [key], {JobState.DEAD}, timeout=120)
+            assert "retry budget spent" in jobs(daemon)[key].last_error
+            net.sim.set_faults(p_5xx=0.0)
+            retry = OperatorCommand(action=OperatorAction.RETRY, key=key, operator="test")
+            assert daemon.runtime.ask("scheduler", retry).ok  # type: ignore[union-attr]
+            wait_states(daemon, [key], {JobState.FINALIZED}, timeout=120)
