@@ -6,6 +6,7 @@
              --nothing there---------------> COMMIT_SENT      (SubmitTx "commit")
     COMMIT_SENT --TxConfirmed---------------> COMMITTED
     COMMITTED --chain time >= commitTime + disputeWindow--> FINALIZE_SENT (SubmitTx "finalize")
+              (a wait longer than ``yield_after_s``: back to the scheduler until then, and stop)
     FINALIZE_SENT --TxConfirmed-------------> FINALIZED        (tells the scheduler, stops)
 
 Every stage is a ``Resolution`` checkpoint under the actor's name; a restarted resolver reloads it
@@ -13,7 +14,9 @@ and repeats the effect of its stage, which is safe: data queries are pure, and c
 are intents with deterministic ids, so the signer answers a repeated one with its known outcome.
 Failures are reported to the scheduler classified (``ResolutionFailed``), never guessed through.
 Args: ``key``, ``scheduler``; ``price_cache`` (name), ``query_timeout_s`` (120), ``resend_s``
-(30), ``poll_s`` (2), ``io_retries`` (5). Services: ``store``, ``oracles`` (chain -> OracleClient).
+(30), ``poll_s`` (2), ``io_retries`` (5), ``yield_after_s`` (30: a longer wait for the dispute
+window hands the market back to the scheduler until then, freeing the pool slot). Services:
+``store``, ``oracles`` (chain -> OracleClient).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from protocol.messages import (
     TxFailed,
     intent_id,
 )
+from protocol.override import OverrideRecord, record_hash
 from protocol.proof import build_proof, data_hash_hex
 from protocol.records import Job, Resolution, Stage
 from protocol.spec import MarketKey, MarketSpec
@@ -45,6 +49,8 @@ from storage.checkpoints import checkpoint_key
 from supervision import SupervisedActor
 
 log = logging.getLogger(__name__)
+OVERRIDE_SUFFIX = b"#override"
+"""Key suffix, in ``proofs``, of the override record committed instead of a data proof."""
 
 
 class Step(Message):
@@ -74,12 +80,21 @@ class Resolver(SupervisedActor):
         self.resend_s = float(args.get("resend_s", 30.0))
         self.poll_s = float(args.get("poll_s", 2.0))
         self.io_retries = int(args.get("io_retries", 5))
+        self.yield_after_s = float(args.get("yield_after_s", 30.0))
         self.io_failures = 0
         self.queries = 0
         spec = self.store.get("markets", self.key.db_key(), MarketSpec)
         if spec is None:
             raise LookupError(f"no spec stored for {self.key}")
         self.spec = spec
+        job = self.store.get("jobs", self.key.db_key(), Job)
+        if (
+            job is not None
+            and job.override_outcome is not None
+            and self.res.stage is Stage.OBSERVED
+            and self.res.override_reason != job.override_reason
+        ):
+            self.res = self.res.model_copy(update={"stage": Stage.DUE})  # observe it again
         self.actor_ref.tell(Step(stage=self.res.stage))
 
     # --- messages ------------------------------------------------------------------------
@@ -134,10 +149,7 @@ class Resolver(SupervisedActor):
     def _query(self) -> None:
         job = self.store.get("jobs", self.key.db_key(), Job)
         if job is not None and job.override_outcome is not None:
-            self._fail(
-                FailureClass.PERMANENT,
-                "an outcome override cannot be committed: it has no data proof",
-            )
+            self._overridden(job)
             return
         self.queries += 1
         query_id = f"{self.name}#{self.queries}"
@@ -172,6 +184,32 @@ class Resolver(SupervisedActor):
         self.store.write(store_all)
         self._entered(observed)
 
+    def _overridden(self, job: Job) -> None:
+        """An operator decided the outcome: commit it with the hash of the override record."""
+        assert job.override_outcome is not None
+        record = OverrideRecord(
+            spec=self.spec, outcome=job.override_outcome, reason=job.override_reason
+        )
+        observed = self.res.model_copy(
+            update={
+                "stage": Stage.OBSERVED,
+                "value": "",
+                "scaled": None,
+                "outcome": record.outcome,
+                "data_hash": record_hash(record),
+                "override_reason": record.reason,
+            }
+        )
+
+        def store_all(txn: Txn) -> None:
+            txn.put("proofs", self.key.db_key() + OVERRIDE_SUFFIX, record)
+            txn.put("resolutions", self.key.db_key(), observed)
+            txn.put("checkpoints", checkpoint_key(self.name), observed)
+
+        self.store.write(store_all)
+        log.warning("%s: committing the operator's override: %s", self.name, record.reason)
+        self._entered(observed)
+
     def _before_commit(self) -> None:
         pending = self.oracle.pending(self.key.address)
         if pending.committed:
@@ -201,13 +239,21 @@ class Resolver(SupervisedActor):
 
     def _before_finalize(self) -> None:
         ready_at = self.res.commit_time + self.oracle.dispute_window()
-        now = self.oracle.chain_time()
-        if now < ready_at:
-            self.send_later(
-                min(self.poll_s, ready_at - now), self.name, Step(stage=Stage.COMMITTED)
+        left = ready_at - self.oracle.chain_time()
+        if left > self.yield_after_s:
+            # a long dispute window: give the pool slot back; the scheduler resumes the market
+            resume_at = self.clock.now() + left
+            self.registry.tell(
+                self.scheduler,
+                ResolutionProgress(
+                    key=self.key, state=Stage.COMMITTED.value, detail={"resume_at": resume_at}
+                ),
             )
-            return
-        self._advance(Stage.FINALIZE_SENT)
+            self.finish()
+        elif left > 0:
+            self.send_later(min(self.poll_s, left), self.name, Step(stage=Stage.COMMITTED))
+        else:
+            self._advance(Stage.FINALIZE_SENT)
 
     def _tx_failed(self, failed: TxFailed) -> None:
         stage = self.res.stage

@@ -4,6 +4,8 @@ States of a job (``protocol.records.JobState``)::
 
     discovered -> WAITING --due, pool has room--> RUNNING --FINALIZED--> FINALIZED
                      ^                               |
+                     |  committed, long dispute      |
+                     |  window: resume at its end    |
                      |  transient, budget left       |-- transient, budget spent -> DEAD
                      `-------------------------------|-- permanent -------------> DEAD
                                                      |-- configuration ---------> PARKED (+halt)
@@ -201,7 +203,9 @@ class Scheduler(SupervisedActor):
                 break  # backpressure: the rest wait, in due order
             self.running.add(str(key))
             if job.state is not JobState.RUNNING:
-                self._save(job, state=JobState.RUNNING, attempts=job.attempts + 1)
+                resuming = job.stage == COMMITTED_STAGE  # not a new attempt: the wait is over
+                attempts = job.attempts if resuming else job.attempts + 1
+                self._save(job, state=JobState.RUNNING, attempts=attempts)
         for item in deferred:
             heapq.heappush(self.heap, item)
 
@@ -231,7 +235,13 @@ class Scheduler(SupervisedActor):
             return
         if stage == COMMITTED_STAGE:
             self._committed(job, detail)
-        if stage == FINAL_STAGE:
+        if "resume_at" in detail:
+            # committed, waiting out the dispute window without holding a resolver
+            self.running.discard(str(key))
+            resume_at = float(detail["resume_at"])
+            self._save(job, state=JobState.WAITING, stage=stage, next_attempt_at=resume_at)
+            heapq.heappush(self.heap, (resume_at, job.due_at, str(key)))
+        elif stage == FINAL_STAGE:
             self.running.discard(str(key))
             self._save(job, state=JobState.FINALIZED, stage=stage, last_error="")
         elif stage == PARKED_STAGE:

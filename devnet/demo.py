@@ -86,9 +86,22 @@ def _rows(store: Store, keys: list[MarketKey]) -> list[dict[str, Any]]:
     return rows
 
 
+def _window_text(window: dict[str, Any]) -> str:
+    """``SUM 05-21 21:00 +4h`` / ``AT 05-22 19:00``: short enough for an 80-column terminal."""
+    if not window:
+        return ""
+    start, end = int(window["t_start"]), int(window["t_end"])
+    kind = {"SNAPSHOT_AT": "AT", "WINDOW_SUM": "SUM", "WINDOW_COUNT": "COUNT"}[window["kind"]]
+    stamp = time.strftime("%m-%d %H:%M", time.gmtime(start if kind != "AT" else end))
+    if kind == "AT":
+        return f"{kind} {stamp}"
+    hours = (end - start) / 3600
+    return f"{kind} {stamp} +{hours:g}h"
+
+
 def _table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="markets")
-    for column in ("market", "subject", "window", "value", "outcome", "commit tx", "finalize tx"):
+    table = Table(title="markets (times UTC, 2023)")
+    for column in ("market", "subject", "window", "value", "outcome", "commit", "finalize"):
         table.add_column(column, overflow="fold")
     for row in rows:
         spec = row["spec"] or {}
@@ -96,13 +109,13 @@ def _table(rows: list[dict[str, Any]]) -> Table:
         window = spec.get("window", {})
         outcome = {1: "YES", 0: "NO"}.get(row["outcome"], row["state"])
         table.add_row(
-            row["market"][:10] + "…",
+            row["market"][:8] + "…",
             f"{subject.get('metric_id') or 'price'} {subject.get('token_identifier', '')[:10]}",
-            f"{window.get('kind', '')} {window.get('t_start', '')}-{window.get('t_end', '')}",
+            _window_text(window),
             row["value"] or row["last_error"][:40],
             outcome,
-            (row["commit_tx"] or "-")[:12],
-            (row["finalize_tx"] or "-")[:12],
+            (row["commit_tx"] or "-")[:8],
+            (row["finalize_tx"] or "-")[:8],
         )
     return table
 

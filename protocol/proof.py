@@ -109,7 +109,12 @@ def _plain(obj: Any, path: str) -> Any:
 
 def canonical_bytes(proof: Proof) -> bytes:
     """The proof's unique msgpack bytes (see the module docstring)."""
-    data = _plain(proof.model_dump(mode="python"), "proof")
+    return canonical_model_bytes(proof, "proof")
+
+
+def canonical_model_bytes(model: Frozen, name: str) -> bytes:
+    """Any protocol model in the proof file encoding: sorted keys, no floats, unique bytes."""
+    data = _plain(model.model_dump(mode="python"), name)
     return bytes(msgpack.packb(data, use_bin_type=True, strict_types=True))
 
 

@@ -16,6 +16,7 @@ from devnet.rpc_proxy import Faults
 from devnet.scenario import REPLAY_NOW, default_specs
 from ops.daemon import Daemon
 from protocol.messages import OperatorAction, OperatorCommand
+from protocol.override import OverrideRecord, record_hash
 from protocol.proof import Proof, canonical_bytes, data_hash_hex, verify
 from protocol.records import Job, JobState, Resolution
 from protocol.spec import MarketKey, MarketSpec
@@ -86,14 +87,30 @@ def test_rpc_and_api_faults_together_still_finalize_every_market(tmp_path: Path)
         assert net.w3.eth.get_transaction_count(net.deployment.resolver) == 2 * len(keys)
 
 
-def test_a_market_whose_data_cannot_be_had_is_dead_lettered_then_retried(tmp_path: Path) -> None:
+def test_dead_lettered_markets_can_be_overridden_or_retried(tmp_path: Path) -> None:
     with Devnet.start(dispute_window_s=3, sim_faults=FaultConfig(p_5xx=1.0)) as net:
-        spec: MarketSpec = default_specs(CREATOR.address, live_t_end=REPLAY_NOW)[0]
-        (key,) = net.create_markets([spec])
+        specs: list[MarketSpec] = default_specs(CREATOR.address, live_t_end=REPLAY_NOW)[:2]
+        retried, overridden = net.create_markets(specs)
         with running(net, tmp_path / "data", max_attempts=2) as daemon:
-            wait_states(daemon, [key], {JobState.DEAD}, timeout=120)
-            assert "retry budget spent" in jobs(daemon)[key].last_error
+            rt = daemon.runtime
+            assert rt is not None
+            wait_states(daemon, [retried, overridden], {JobState.DEAD}, timeout=120)
+            assert "retry budget spent" in jobs(daemon)[retried].last_error
+
+            reason = "Hyperliquid down; outcome settled by the venue's notice"
+            override = OperatorCommand(
+                action=OperatorAction.OVERRIDE,
+                key=overridden,
+                operator="op",
+                reason=reason,
+                outcome=1,
+            )
+            assert rt.ask("scheduler", override).ok
+            wait_states(daemon, [overridden], {JobState.FINALIZED}, timeout=120)
+            record = OverrideRecord(spec=specs[1], outcome=1, reason=reason)
+            assert net.outcomes([overridden])[overridden] == (1, record_hash(record), True)
+
             net.sim.set_faults(p_5xx=0.0)
-            retry = OperatorCommand(action=OperatorAction.RETRY, key=key, operator="test")
-            assert daemon.runtime.ask("scheduler", retry).ok  # type: ignore[union-attr]
-            wait_states(daemon, [key], {JobState.FINALIZED}, timeout=120)
+            retry = OperatorCommand(action=OperatorAction.RETRY, key=retried, operator="op")
+            assert rt.ask("scheduler", retry).ok
+            wait_states(daemon, [retried], {JobState.FINALIZED}, timeout=120)

@@ -16,6 +16,7 @@ import protocol  # noqa: F401  (registers every kind)
 from protocol import codec, messages, records, tx_records
 from protocol.codec import CODEC, Codec, CodecError
 from protocol.hyperliquid import InfoRequest, RawResponse
+from protocol.override import OverrideRecord
 from protocol.proof import Proof
 from protocol.spec import Frozen, MarketKey
 from protocol.supervision import ChildSpec, FaultAction, FaultRule, SupervisorSpec
@@ -110,6 +111,7 @@ def examples(spec: Any) -> dict[str, BaseModel]:
             scaled=-(2**100),
             outcome=1,
         ),
+        "override_record": OverrideRecord(spec=spec, outcome=0, reason="venue settled it"),
         "info_request": InfoRequest(body={"type": "allMids"}),
         "raw_response": RawResponse(
             request=InfoRequest(body={"type": "allMids"}),

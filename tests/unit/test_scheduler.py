@@ -44,6 +44,11 @@ class ScriptedResolver(SupervisedActor):
             return
         if step == "finalize":
             self.registry.tell(scheduler, ResolutionProgress(key=key, state="FINALIZED"))
+        elif step == "wait":
+            resume = {"resume_at": self.clock.now() + 100}
+            self.registry.tell(
+                scheduler, ResolutionProgress(key=key, state="COMMITTED", detail=resume)
+            )
         elif step == "park":
             detail = {"reason": "foreign commit"}
             self.registry.tell(
@@ -254,3 +259,22 @@ def test_a_corrupt_job_is_reported_and_skipped_not_a_crash(tmp_path: Path) -> No
     with scheduler(tmp_path) as rt:
         assert rt.state("scheduler")["jobs"] == {"waiting": 1}
         assert rt.restarts("scheduler") == 0
+
+
+def test_a_committed_market_waits_out_its_dispute_window_without_a_resolver(
+    tmp_path: Path,
+) -> None:
+    with scheduler(tmp_path, max_resolvers=1) as rt:
+        rt.services.extra["script"][str(key(1))] = ["wait", "finalize"]
+        rt.ask("scheduler", discovered(key(1)))
+        rt.ask("scheduler", discovered(key(2), t_end=T_END + 1))
+        started: list[str] = rt.services.extra.setdefault("started", [])
+        advance_until(rt, 161, lambda: jobs(rt)[str(key(1))].stage == "COMMITTED")
+        waiting = jobs(rt)[str(key(1))]
+        assert (waiting.state, waiting.attempts) == (JobState.WAITING, 1)
+        # the pool of one is free again: the next market runs while the first waits
+        drive(rt, lambda: states(rt)[str(key(2))] == "finalized")
+        assert states(rt)[str(key(1))] == "waiting"
+        drive(rt, lambda: states(rt)[str(key(1))] == "finalized", max_steps=200)
+        assert jobs(rt)[str(key(1))].attempts == 1  # resuming is not another attempt
+        assert started.count(str(key(1))) == 2
