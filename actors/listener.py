@@ -4,7 +4,7 @@ Every ``poll_s`` of the clock::
 
     check the cursor's block is still canonical --no--> rewind to the fork point (reorg)
     scan (cursor, head - confirmations] in ranges  --node refuses the range--> halve it, retry
-    each log -> decode -> ask the scheduler (MarketDiscovered -> Ack, durable there)
+    the range's logs -> decode -> ask the scheduler (MarketsDiscovered -> Ack, one durable txn)
                    `--> does not decode: audit entry + counter, go on
     then checkpoint the cursor (number, hash, and the recent hashes for the next reorg check)
 
@@ -29,7 +29,7 @@ from protocol.market_abi import (
     decode_market_created,
     decode_market_params,
 )
-from protocol.messages import Ack, MarketDiscovered, Message, Tick
+from protocol.messages import Ack, MarketDiscovered, MarketsDiscovered, Message, Tick
 from protocol.records import AuditEntry, Cursor
 from protocol.spec import MarketKey
 from sources.evm import ConfigurationError, EvmClient, EvmError, Log, RangeTooLarge
@@ -38,6 +38,8 @@ from supervision import SupervisedActor
 
 log = logging.getLogger(__name__)
 RECENT_HASHES = 128
+HAND_OFF_BATCH = 1000
+"""Markets handed to the scheduler per ask: one durable transaction each."""
 ZERO_HASH = "0x" + "00" * 32
 _MARKET_COUNT = function_signature_to_4byte_selector("marketCount()")
 _ALL_MARKETS = function_signature_to_4byte_selector("allMarkets(uint256,uint256)")
@@ -124,9 +126,15 @@ class Listener(SupervisedActor):
                 raise
             self.range = max(1, self.range // 2)
             return False
-        for entry in sorted(logs, key=lambda x: (x.block_number, x.log_index)):
-            if not entry.removed:
-                self._hand_off(entry)
+        found = [
+            market
+            for entry in sorted(logs, key=lambda x: (x.block_number, x.log_index))
+            if not entry.removed and (market := self._decode(entry)) is not None
+        ]
+        for start_at in range(0, len(found), HAND_OFF_BATCH):
+            batch = tuple(found[start_at : start_at + HAND_OFF_BATCH])
+            self.registry.ask(self.scheduler, MarketsDiscovered(markets=batch), timeout=60.0)
+            self.stats["markets"] += len(batch)
         block = self.evm.get_block(end)
         if block is None:
             raise EvmError(f"block {end} vanished while scanning")
@@ -134,7 +142,8 @@ class Listener(SupervisedActor):
         self.range = min(self.max_range, self.range * 2)
         return True
 
-    def _hand_off(self, entry: Log) -> None:
+    def _decode(self, entry: Log) -> MarketDiscovered | None:
+        """The market a log announces; an undecodable log is audited and counted instead."""
         try:
             created = decode_market_created(entry.topics, entry.data)
         except MarketAbiError as exc:
@@ -150,8 +159,8 @@ class Listener(SupervisedActor):
                     detail={"reason": str(exc)[:500]},
                 )
             )
-            return
-        found = MarketDiscovered(
+            return None
+        return MarketDiscovered(
             key=MarketKey(chain=self.chain, address=created.market),
             spec=created.spec,
             block_number=entry.block_number,
@@ -159,8 +168,6 @@ class Listener(SupervisedActor):
             tx_hash=entry.transaction_hash,
             log_index=entry.log_index,
         )
-        self.registry.ask(self.scheduler, found, timeout=30.0)
-        self.stats["markets"] += 1
 
     # --- the cursor and reorgs -----------------------------------------------------------
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import heapq
 import logging
 import random
+from collections import Counter
 from typing import Any
 
 from protocol.codec import CODEC, unpack
@@ -33,6 +34,7 @@ from protocol.messages import (
     CommandResult,
     FailureClass,
     MarketDiscovered,
+    MarketsDiscovered,
     OperatorAction,
     OperatorCommand,
     ResolutionFailed,
@@ -79,9 +81,13 @@ class Scheduler(SupervisedActor):
         self.halted_chains: set[str] = set()
         self.heap: list[tuple[float, float, str]] = []
         self.running: set[str] = set()
+        self.missing: set[str] = set()
+        """Running markets whose resolver was not found on the last reconcile pass."""
         self.counts: dict[str, int] = {}
         self.due: dict[str, float] = {}
         """Due time of every waiting or running job, for ``oldest_overdue_s``."""
+        self.stages: dict[str, str] = {}
+        """The last stage each running market's resolver reported (not persisted here)."""
         self.disputes: dict[str, float] = {}
         """Committed, not yet finalized markets -> when their dispute window ends (chain s)."""
         self.latency = [0] * len(LATENCY_BUCKETS)
@@ -126,7 +132,9 @@ class Scheduler(SupervisedActor):
     def handle(self, message: Any) -> Any:
         match message:
             case MarketDiscovered():
-                return self._discovered(message)
+                return self._discovered((message,))
+            case MarketsDiscovered(markets=markets):
+                return self._discovered(markets)
             case Tick():
                 self._dispatch()
                 self._reconcile()
@@ -149,6 +157,7 @@ class Scheduler(SupervisedActor):
             "jobs": dict(self.counts),
             "waiting_heap": len(self.heap),
             "running": sorted(self.running),
+            "stages": dict(Counter(self.stages[k] for k in self.running if k in self.stages)),
             "halted_chains": sorted(self.halted_chains),
             "oldest_overdue_s": max(late, default=0.0),
             "commit_latency": {
@@ -161,33 +170,44 @@ class Scheduler(SupervisedActor):
 
     # --- discovery: dedup by market key, durable before the Ack --------------------------
 
-    def _discovered(self, found: MarketDiscovered) -> Ack:
-        key = found.key
-        due = found.spec.window.t_end + self.settle_delay_s
-        job = Job(key=key, due_at=due, next_attempt_at=due)
+    def _discovered(self, batch: tuple[MarketDiscovered, ...]) -> Ack:
+        """Store every new market of ``batch`` and its job in one durable transaction."""
+        due_of = {found.key: found.spec.window.t_end + self.settle_delay_s for found in batch}
 
-        def add(txn: Txn) -> bool:
-            if txn.get("jobs", key.db_key(), Job) is not None:
-                return False
-            txn.put("markets", key.db_key(), found.spec)
-            txn.put("jobs", key.db_key(), job)
-            txn.audit(self._audit("discovered", key, via=found.via, block=str(found.block_number)))
-            return True
+        def add(txn: Txn) -> list[Job]:
+            added: dict[MarketKey, Job] = {}
+            for found in batch:
+                key = found.key
+                if key in added or txn.get("jobs", key.db_key(), Job) is not None:
+                    continue
+                job = Job(key=key, due_at=due_of[key], next_attempt_at=due_of[key])
+                txn.put("markets", key.db_key(), found.spec)
+                txn.put("jobs", key.db_key(), job)
+                txn.audit(
+                    self._audit("discovered", key, via=found.via, block=str(found.block_number))
+                )
+                added[key] = job
+            return list(added.values())
 
-        if not self.store.write(add):
-            return Ack(detail="known")
-        self._count(JobState.WAITING, +1)
-        self.due[str(key)] = job.due_at
-        heapq.heappush(self.heap, (job.next_attempt_at, job.due_at, str(key)))
-        return Ack(detail="new")
+        added = self.store.write(add)
+        for job in added:
+            self._count(JobState.WAITING, +1)
+            self.due[str(job.key)] = job.due_at
+            heapq.heappush(self.heap, (job.next_attempt_at, job.due_at, str(job.key)))
+        if len(batch) == 1:
+            return Ack(detail="new" if added else "known")
+        return Ack(detail=f"{len(added)} new")
 
     # --- dispatch: due jobs start resolvers while the pool has room ----------------------
 
     def _dispatch(self) -> None:
         now = self.clock.now()
         deferred: list[tuple[float, float, str]] = []
+        started: list[tuple[Job, dict[str, Any]]] = []
         while self.heap and self.heap[0][0] <= now:
             item = heapq.heappop(self.heap)
+            if item[2] in self.running:
+                continue  # a duplicate entry of a market already being worked
             key = MarketKey.parse(item[2])
             job = self._job(key)
             if job is None or job.state not in (JobState.WAITING, JobState.RUNNING):
@@ -205,7 +225,9 @@ class Scheduler(SupervisedActor):
             if job.state is not JobState.RUNNING:
                 resuming = job.stage == COMMITTED_STAGE  # not a new attempt: the wait is over
                 attempts = job.attempts if resuming else job.attempts + 1
-                self._save(job, state=JobState.RUNNING, attempts=attempts)
+                started.append((job, {"state": JobState.RUNNING, "attempts": attempts}))
+        if started:
+            self._save_all(started)  # one durable transaction for the whole round
         for item in deferred:
             heapq.heappush(self.heap, item)
 
@@ -218,14 +240,25 @@ class Scheduler(SupervisedActor):
         )
 
     def _reconcile(self) -> None:
-        """Requeue running jobs whose resolver is gone for good (its supervisor restarted)."""
+        """Requeue running jobs whose resolver is gone for good (its supervisor restarted).
+
+        A resolver that stopped normally has told its last report before stopping, but that
+        report may still be queued behind this tick: a market counts as lost only when its
+        resolver is missing on two passes in a row.
+        """
         for text in list(self.running):
             entry = self.registry.entry(resolver_name(MarketKey.parse(text)))
-            if entry is None or entry.status.value == "gone":
-                self.running.discard(text)
-                job = self._job(MarketKey.parse(text))
-                if job is not None and job.state is JobState.RUNNING:
-                    heapq.heappush(self.heap, (self.clock.now(), job.due_at, text))
+            if entry is not None and entry.status.value != "gone":
+                self.missing.discard(text)
+                continue
+            if text not in self.missing:
+                self.missing.add(text)
+                continue
+            self.missing.discard(text)
+            self.running.discard(text)
+            job = self._job(MarketKey.parse(text))
+            if job is not None and job.state is JobState.RUNNING:
+                heapq.heappush(self.heap, (self.clock.now(), job.due_at, text))
 
     # --- reports from resolvers ----------------------------------------------------------
 
@@ -233,6 +266,7 @@ class Scheduler(SupervisedActor):
         job = self._job(key)
         if job is None or job.state in (JobState.FINALIZED, JobState.CANCELLED):
             return
+        self.stages.pop(str(key), None)
         if stage == COMMITTED_STAGE:
             self._committed(job, detail)
         if "resume_at" in detail:
@@ -249,7 +283,7 @@ class Scheduler(SupervisedActor):
             reason = str(detail.get("reason", "parked by its resolver"))
             self._save(job, state=JobState.PARKED, stage=stage, last_error=reason)
         else:
-            self._save(job, stage=stage)
+            self.stages[str(key)] = stage  # the resolver's checkpoint is the durable record
 
     def _committed(self, job: Job, detail: dict[str, Any]) -> None:
         """Observe the due-to-commit latency once; remember when the dispute window ends."""
@@ -354,25 +388,37 @@ class Scheduler(SupervisedActor):
         return self.store.get("jobs", key.db_key(), Job)
 
     def _save(self, job: Job, audit: AuditEntry | None = None, **changes: Any) -> Job:
-        updated = job.model_copy(update=changes)
-        if audit is None and updated.state is not job.state:
-            audit = self._audit(updated.state.value, job.key, error=updated.last_error)
+        return self._save_all([(job, changes)], audit)[0]
+
+    def _save_all(
+        self, changes: list[tuple[Job, dict[str, Any]]], audit: AuditEntry | None = None
+    ) -> list[Job]:
+        """Write every job change (and its audit entry) in one durable transaction."""
+        updated = [job.model_copy(update=change) for job, change in changes]
+        entries = []
+        for (job, _), new in zip(changes, updated, strict=True):
+            entry = audit
+            if entry is None and new.state is not job.state:
+                entry = self._audit(new.state.value, job.key, error=new.last_error)
+            entries.append(entry)
 
         def write(txn: Txn) -> None:
-            txn.put("jobs", job.key.db_key(), updated)
-            if audit is not None:
-                txn.audit(audit)
+            for new, entry in zip(updated, entries, strict=True):
+                txn.put("jobs", new.key.db_key(), new)
+                if entry is not None:
+                    txn.audit(entry)
 
         self.store.write(write)
-        if updated.state is not job.state:
-            self._count(job.state, -1)
-            self._count(updated.state, +1)
-        text = str(job.key)
-        if updated.state in (JobState.WAITING, JobState.RUNNING):
-            self.due[text] = updated.due_at
-        else:
-            self.due.pop(text, None)
-            self.disputes.pop(text, None)
+        for (job, _), new in zip(changes, updated, strict=True):
+            if new.state is not job.state:
+                self._count(job.state, -1)
+                self._count(new.state, +1)
+            text = str(job.key)
+            if new.state in (JobState.WAITING, JobState.RUNNING):
+                self.due[text] = new.due_at
+            else:
+                self.due.pop(text, None)
+                self.disputes.pop(text, None)
         return updated
 
     def _audit(self, action: str, key: MarketKey, **detail: str) -> AuditEntry:

@@ -24,6 +24,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import asdict
 from types import FrameType
+from typing import Any
 
 from devnet.anvil import DEFAULT_CHAIN_ID, Anvil, AnvilError
 from devnet.keys import DEV_ACCOUNTS
@@ -36,7 +37,38 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--block-time", type=float, default=None, help="seconds; default: automine")
     p.add_argument("--dispute-window", type=int, default=600, help="oracle dispute window, s")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--config-out",
+        help="write a daemon configuration for this devnet to this TOML file "
+        "(key from $ORACLE_RUNNER_DEVNET_KEY, Hyperliquid at --hl-url)",
+    )
+    p.add_argument("--hl-url", default="http://127.0.0.1:9100", help="for --config-out")
     return p
+
+
+def _write_config(path: str, info: dict[str, Any], hl_url: str) -> None:
+    """A daemon configuration for this devnet: ``oracle-runner run --config PATH``."""
+    import tomli_w
+
+    config = {
+        "data_dir": "data-devnet",
+        "chains": {
+            "devnet": {
+                "rpc_urls": [info["rpc_url"]],
+                "chain_id": info["chain_id"],
+                "factory": info["factory"],
+                "oracle": info["oracle"],
+                "start_block": info["block"],
+                "confirmations": 1,
+                "key": {"env": "ORACLE_RUNNER_DEVNET_KEY"},
+            }
+        },
+        "hyperliquid": {"base_urls": [hl_url]},
+        "limits": {"settle_delay_s": 5},
+    }
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(tomli_w.dumps(config))
+    print(f"daemon configuration written to {path}; the resolver key is dev account 1")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             **asdict(deploy(w3, dispute_window=args.dispute_window)),
         }
         keys = [{"address": a.address, "private_key": a.private_key} for a in DEV_ACCOUNTS]
+        if args.config_out:
+            _write_config(args.config_out, info, args.hl_url)
         if args.json:
             print(json.dumps({**info, "dev_accounts": keys}), flush=True)
         else:

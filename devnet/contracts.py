@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
-ARTIFACTS_DIR = CONTRACTS_DIR / "artifacts"
+ARTIFACTS_DIR = Path(os.environ.get("ORACLE_RUNNER_ARTIFACTS", CONTRACTS_DIR / "artifacts"))
+"""The compiled contracts; ``$ORACLE_RUNNER_ARTIFACTS`` points elsewhere (an installed copy)."""
 NAMES = ("Market", "MarketFactory", "SimpleOracle")
 
 

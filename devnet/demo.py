@@ -56,12 +56,14 @@ def _specs(options: DemoOptions) -> list[MarketSpec]:
 
 
 def _status(store: Store) -> tuple[Counter[str], int]:
-    jobs = [job for _, job in store.items("jobs", expect=Job)]
-    stages = Counter(
-        job.stage if job.state is JobState.RUNNING else job.state.value for job in jobs
+    """Markets by where they are (a resolver's stage while worked), and how many are done."""
+    stages = {key: res.stage.value for key, res in store.items("resolutions", expect=Resolution)}
+    jobs = [(key, job) for key, job in store.items("jobs", expect=Job)]
+    where = Counter(
+        stages.get(key, "DUE") if job.state is JobState.RUNNING else job.state.value
+        for key, job in jobs
     )
-    done = sum(job.state in TERMINAL for job in jobs)
-    return stages, done
+    return where, sum(job.state in TERMINAL for _, job in jobs)
 
 
 def _rows(store: Store, keys: list[MarketKey]) -> list[dict[str, Any]]:

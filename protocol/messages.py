@@ -153,6 +153,14 @@ class MarketDiscovered(Message):
     via: Literal["log", "webhook", "recovery"] = "log"
 
 
+class MarketsDiscovered(Message):
+    """Many ``MarketDiscovered`` at once (a scanned range), made durable in one transaction and
+    answered with one ``Ack`` whose detail counts the new ones."""
+
+    kind: Literal["markets_discovered"] = "markets_discovered"
+    markets: tuple[MarketDiscovered, ...] = Field(min_length=1, max_length=10_000)
+
+
 class SubmitTx(Message):
     """Ask the chain's signer to get a call mined; the outcome is told to ``reply_to`` later."""
 

@@ -48,6 +48,13 @@ def examples(spec: Any) -> dict[str, BaseModel]:
         "market_discovered": m.MarketDiscovered(
             key=KEY, spec=spec, block_number=1, block_hash=H, tx_hash=H, log_index=0
         ),
+        "markets_discovered": m.MarketsDiscovered(
+            markets=(
+                m.MarketDiscovered(
+                    key=KEY, spec=spec, block_number=1, block_hash=H, tx_hash=H, log_index=0
+                ),
+            )
+        ),
         "submit_tx": m.SubmitTx(
             intent_id="i", chain="dev", to="0x" + "34" * 20, data=b"\x00\xff", reply_to="r"
         ),
