@@ -35,7 +35,14 @@ from devnet.hl_sim.server import HlSimulator
 from devnet.keys import CREATOR, RESOLVER
 from devnet.rpc_proxy import Faults, RpcProxy
 from devnet.scenario import REPLAY_NOW
-from ops.config import ChainConfig, Config, HyperliquidConfig, KeySource, LimitsConfig
+from ops.config import (
+    ApiConfig,
+    ChainConfig,
+    Config,
+    HyperliquidConfig,
+    KeySource,
+    LimitsConfig,
+)
 from protocol.market_abi import encode_create_market
 from protocol.spec import MarketKey, MarketSpec
 
@@ -117,6 +124,7 @@ class Devnet:
             },
             hyperliquid=HyperliquidConfig(base_urls=[self.sim.url]),
             limits=LimitsConfig(**settings),
+            api=ApiConfig(port=0),  # any free port: several devnet daemons may run at once
             clock_offset_s=self.offset_s,
         )
 
