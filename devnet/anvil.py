@@ -47,6 +47,10 @@ _LIVE: set[Anvil] = set()
 _LIVE_LOCK = threading.Lock()
 
 
+PRUNE_HISTORY = 512
+"""States anvil keeps (in memory; none on disk)."""
+
+
 class AnvilError(RuntimeError):
     """anvil is missing, did not start, or refused a devnet RPC call."""
 
@@ -152,6 +156,10 @@ class Anvil:
     def _args(self, port: int) -> list[str]:
         args = [str(anvil_binary()), "--host", "127.0.0.1", "--port", str(port), "--silent"]
         args += ["--chain-id", str(self.chain_id), "--accounts", str(self.accounts)]
+        # keep recent states in memory only: without this anvil spills every older state to
+        # ~/.foundry/anvil/tmp (16 MB each with 10,000 markets) and never removes a killed
+        # anvil's files; 512 states is far deeper than any reorg or read the project makes
+        args += ["--prune-history", str(PRUNE_HISTORY)]
         if self.block_time is not None:
             args += ["--block-time", str(self.block_time)]
         if self.no_mining:

@@ -48,6 +48,7 @@ from protocol.spec import MarketKey, MarketSpec
 
 KEY_ENV = "ORACLE_RUNNER_DEVNET_KEY"
 CHAIN = "dev"
+CREATE_CHUNK = 200
 _PENDING = function_signature_to_4byte_selector("pending(address)")
 
 
@@ -137,7 +138,13 @@ class Devnet:
         return path
 
     def create_markets(self, specs: list[MarketSpec]) -> list[MarketKey]:
-        """Send every ``createMarket`` at once, then read the market addresses in order."""
+        """Create the markets, 200 ``createMarket`` at a time; their keys, in order."""
+        keys: list[MarketKey] = []
+        for start in range(0, len(specs), CREATE_CHUNK):
+            keys += self._create_chunk(specs[start : start + CREATE_CHUNK])
+        return keys
+
+    def _create_chunk(self, specs: list[MarketSpec]) -> list[MarketKey]:
         w3, factory = self.w3, self.deployment.factory
         nonce = w3.eth.get_transaction_count(Web3.to_checksum_address(CREATOR.address))
         hashes = []
