@@ -164,7 +164,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments and arguments[0] in ("devnet", "hl-sim"):
+        # these commands parse their own options (argparse's REMAINDER would not take them)
+        namespace = argparse.Namespace(rest=arguments[1:])
+        return _devnet(namespace) if arguments[0] == "devnet" else _hl_sim(namespace)
+    args = parser().parse_args(arguments)
     command: Command = args.run
     return command(args)
 

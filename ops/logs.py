@@ -176,6 +176,9 @@ def _level(level: str | int) -> int:
     return value
 
 
+QUIET_LIBRARIES = ("httpx", "httpcore", "uvicorn.access")
+
+
 def setup_logging(
     level: str | int = "INFO", stream: TextIO | None = None, redactor: Redactor = REDACTOR
 ) -> logging.Handler:
@@ -194,4 +197,6 @@ def setup_logging(
     handler.setFormatter(JsonFormatter(redactor))
     root.addHandler(handler)
     root.setLevel(_level(level))
+    for chatty in QUIET_LIBRARIES:  # one line per HTTP request is noise, not an event
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, _level(level)))
     return handler
