@@ -225,7 +225,10 @@ class Scheduler(SupervisedActor):
             if job.state is not JobState.RUNNING:
                 resuming = job.stage == COMMITTED_STAGE  # not a new attempt: the wait is over
                 attempts = job.attempts if resuming else job.attempts + 1
-                started.append((job, {"state": JobState.RUNNING, "attempts": attempts}))
+                change: dict[str, Any] = {"state": JobState.RUNNING, "attempts": attempts}
+                if job.first_attempt_at is None:
+                    change["first_attempt_at"] = now
+                started.append((job, change))
         if started:
             self._save_all(started)  # one durable transaction for the whole round
         for item in deferred:
@@ -306,7 +309,8 @@ class Scheduler(SupervisedActor):
         now = self.clock.now()
         match failure:
             case FailureClass.TRANSIENT:
-                if job.attempts >= self.max_attempts or now - job.due_at > self.max_age_s:
+                since = job.first_attempt_at if job.first_attempt_at is not None else job.due_at
+                if job.attempts >= self.max_attempts or now - since > self.max_age_s:
                     spent = f"retry budget spent after {job.attempts} attempts: {reason}"
                     self._save(job, state=JobState.DEAD, failure=failure, last_error=spent)
                     return
@@ -360,7 +364,12 @@ class Scheduler(SupervisedActor):
         state = job.state
         match cmd.action:
             case OperatorAction.RETRY if state in (JobState.DEAD, JobState.PARKED):
-                return True, {"state": JobState.WAITING, "attempts": 0, "next_attempt_at": now}
+                return True, {
+                    "state": JobState.WAITING,
+                    "attempts": 0,
+                    "first_attempt_at": None,
+                    "next_attempt_at": now,
+                }
             case OperatorAction.CANCEL if state is not JobState.FINALIZED:
                 return True, {"state": JobState.CANCELLED}
             case OperatorAction.RESOLVE_NOW if state is JobState.WAITING:

@@ -191,8 +191,10 @@ def generated_specs(creator: str, count: int, seed: int = 7) -> list[MarketSpec]
     for n in range(count):
         choice = n % 4
         op = rng.choice(ops)
+        # kPEPE windows start and end on odd hours (_KPEPE_FROM is one): 1h candles are then
+        # the coarsest that fit, and 1h candles are what the recordings hold
         if choice == 0:
-            t = _KPEPE_FROM + rng.randrange(1, 22) * _HOUR
+            t = _KPEPE_FROM + 2 * rng.randrange(1, 12) * _HOUR
             out.append(
                 _spec(
                     f"#{n} kPEPE price",
@@ -206,8 +208,8 @@ def generated_specs(creator: str, count: int, seed: int = 7) -> list[MarketSpec]
                 )
             )
         elif choice == 1:
-            start = _KPEPE_FROM + rng.randrange(0, 18) * _HOUR
-            end = start + rng.randrange(1, 4) * _HOUR
+            start = _KPEPE_FROM + 2 * rng.randrange(0, 9) * _HOUR
+            end = start + 2 * rng.randrange(1, 3) * _HOUR
             out.append(
                 _spec(
                     f"#{n} kPEPE volume",

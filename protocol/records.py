@@ -65,6 +65,8 @@ class Job(Frozen):
     """``t_end`` + settle delay, in seconds."""
     next_attempt_at: float
     attempts: Annotated[int, Field(ge=0)] = 0
+    first_attempt_at: float | None = None
+    """When the first attempt started: the retry budget's age counts from here."""
     stage: str = "DUE"
     """The resolver's last reported state."""
     last_error: str = ""

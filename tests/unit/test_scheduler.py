@@ -278,3 +278,12 @@ def test_a_committed_market_waits_out_its_dispute_window_without_a_resolver(
         drive(rt, lambda: states(rt)[str(key(1))] == "finalized", max_steps=200)
         assert jobs(rt)[str(key(1))].attempts == 1  # resuming is not another attempt
         assert started.count(str(key(1))) == 2
+
+
+def test_the_retry_age_counts_from_the_first_attempt_not_the_due_time(tmp_path: Path) -> None:
+    with scheduler(tmp_path, max_attempts=3, max_age_s=100, retry_base_s=1, retry_cap_s=2) as rt:
+        rt.services.extra["script"][str(key(1))] = ["transient", "transient", "finalize"]
+        rt.ask("scheduler", discovered(key(1)))
+        rt.clock.advance(10_000)  # discovered long after it was due (a recovery, a replay)
+        drive(rt, lambda: states(rt)[str(key(1))] == "finalized")
+        assert jobs(rt)[str(key(1))].attempts == 3
