@@ -35,6 +35,7 @@ from types import MappingProxyType
 from typing import Any, TextIO
 
 from ops.redact import REDACTOR, Redactor
+from supervision.actor import MESSAGE_IDS
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _CORRELATION: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
@@ -80,7 +81,7 @@ class CorrelationFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "correlation"):
-            record.correlation = dict(_CORRELATION.get())
+            record.correlation = {**MESSAGE_IDS.get(), **_CORRELATION.get()}
         return True
 
 

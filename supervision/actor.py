@@ -25,11 +25,13 @@ supervisor is told at once, and no message is handled by an instance that has cr
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, ClassVar, Protocol, TypeVar
 
 import pykka
@@ -44,6 +46,26 @@ from supervision.registry import Registry
 
 log = logging.getLogger(__name__)
 S = TypeVar("S", bound=BaseModel)
+
+MESSAGE_IDS: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+    "message_ids", default=MappingProxyType({})
+)
+"""While an actor handles a message: its name, and the market and intent the message is about
+(``ops.logs`` puts them on every log line written meanwhile: one correlation id per market and
+per intent, across actors)."""
+
+
+def _ids_of(actor: str, message: Any) -> Mapping[str, str]:
+    ids = {"actor": actor}
+    key = getattr(message, "key", None)
+    if key is not None:
+        ids["market"] = str(key)
+    intent = getattr(message, "intent_id", None)
+    if isinstance(intent, str):
+        ids["intent"] = intent
+    return ids
+
+
 MAX_ERROR_TEXT = 500
 
 
@@ -181,11 +203,14 @@ class SupervisedActor(pykka.ThreadingActor):
                 return None
         if type(message) is GetState:
             return self.snapshot()
+        token = MESSAGE_IDS.set(_ids_of(self.name, message))
         try:
             return self.handle(message)
         except Exception as exc:
             self._crashed(exc)
             raise
+        finally:
+            MESSAGE_IDS.reset(token)
 
     def on_stop(self) -> None:
         try:

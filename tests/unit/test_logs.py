@@ -142,3 +142,29 @@ def test_bad_format_arguments_do_not_lose_the_record(out: io.StringIO) -> None:
     logging.getLogger("ops.test").info("%d items", "many")
     [line] = lines(out)
     assert "unformattable" in line["msg"]
+
+
+def test_lines_logged_while_an_actor_handles_a_message_carry_its_market_and_intent() -> None:
+    import io
+    import json as _json
+    from typing import Any as _Any
+
+    from protocol.messages import TxFailed
+    from protocol.spec import MarketKey
+    from protocol.supervision import ChildSpec, SupervisorSpec
+    from supervision import ManualClock, Runtime, SupervisedActor
+
+    class Talker(SupervisedActor):
+        def handle(self, message: _Any) -> _Any:
+            logging.getLogger("talker").warning("handling %s", message.kind)
+
+    stream = io.StringIO()
+    setup_logging("INFO", stream)
+    key = MarketKey(chain="dev", address="0x" + "ab" * 20)
+    tree = SupervisorSpec(children=(ChildSpec(id=f"resolver:{key}", actor="talker"),))
+    with Runtime(tree, actor_types={"talker": Talker}, clock=ManualClock()) as rt:
+        rt.ask(f"resolver:{key}", TxFailed(intent_id="dev:o:m:commit", reason="r", permanent=False))
+    lines = [_json.loads(line) for line in stream.getvalue().splitlines()]
+    (line,) = [x for x in lines if x["logger"] == "talker"]
+    assert line["actor"] == f"resolver:{key}"
+    assert line["intent"] == "dev:o:m:commit"
