@@ -25,7 +25,9 @@ from ops.repl_server import ReplSecurityError, ReplServer
 from ops.repl_wire import HEADER, MAX_ANSWER, recv_frame, send_frame
 from storage import Store
 from supervision import FaultPlan, Runtime
-from tests.unit.ops_actors import discovered, market, ops_runtime
+from tests.unit.markets import discovered
+from tests.unit.markets import key as market
+from tests.unit.ops_actors import ops_runtime
 
 pytestmark = pytest.mark.timeout(90)
 

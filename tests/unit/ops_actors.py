@@ -21,18 +21,16 @@ from actors.scheduler import Scheduler
 from protocol.codec import CODEC, register
 from protocol.messages import (
     FailureClass,
-    MarketDiscovered,
     Message,
     ResolutionFailed,
     ResolutionProgress,
 )
-from protocol.spec import MarketKey, MarketSpec
+from protocol.spec import MarketKey
 from protocol.supervision import ChildSpec, Intensity, SupervisorSpec
 from storage import Store
 from supervision import FaultPlan, ManualClock, Runtime, SupervisedActor
+from tests.unit.markets import T_END
 
-H = "0x" + "00" * 32
-T_END = 1_700_000_000
 SETTLE = 60
 
 
@@ -83,26 +81,6 @@ class ScriptedResolver(SupervisedActor):
             failure = ResolutionFailed(key=key, failure=FailureClass(step), reason=f"{step}!")
             self.registry.tell(scheduler, failure)
         self.finish()
-
-
-def market(n: int, chain: str = "dev") -> MarketKey:
-    return MarketKey(chain=chain, address=f"0x{n:040x}")
-
-
-def discovered(key: MarketKey, t_end: int = T_END) -> MarketDiscovered:
-    spec = MarketSpec.model_validate(
-        {
-            "title": "t",
-            "subject": {"kind": "TOKEN_PRICE", "token_identifier": "BTC", "value_decimals": 2},
-            "predicate": {"op": "GT", "threshold": 1},
-            "window": {"kind": "SNAPSHOT_AT", "t_start": t_end, "t_end": t_end},
-            "cutoff_time": t_end,
-            "creator": "0x" + "11" * 20,
-        }
-    )
-    return MarketDiscovered(
-        key=key, spec=spec, block_number=1, block_hash=H, tx_hash=H, log_index=0
-    )
 
 
 def _type_of(name: str) -> str:

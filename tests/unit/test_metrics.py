@@ -15,7 +15,9 @@ from ops.metrics import build_registry, render, renderer
 from ops.redact import Redactor
 from protocol.messages import OperatorAction, OperatorCommand
 from supervision import Runtime
-from tests.unit.ops_actors import SETTLE, T_END, Hang, discovered, market, ops_runtime
+from tests.unit.markets import T_END, discovered
+from tests.unit.markets import key as market
+from tests.unit.ops_actors import SETTLE, Hang, ops_runtime
 
 pytestmark = pytest.mark.timeout(60)
 

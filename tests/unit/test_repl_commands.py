@@ -17,7 +17,9 @@ from ops.repl_parse import Call, ReplError, parse
 from protocol.supervision import FaultAction
 from storage import Store
 from supervision import FaultPlan, Runtime
-from tests.unit.ops_actors import SETTLE, discovered, market, ops_runtime
+from tests.unit.markets import discovered
+from tests.unit.markets import key as market
+from tests.unit.ops_actors import SETTLE, ops_runtime
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -12,7 +12,6 @@ import pytest
 from actors.scheduler import Scheduler
 from protocol.messages import (
     FailureClass,
-    MarketDiscovered,
     OperatorAction,
     OperatorCommand,
     ResolutionFailed,
@@ -20,15 +19,13 @@ from protocol.messages import (
     StopChild,
 )
 from protocol.records import AuditEntry, Job, JobState
-from protocol.spec import MarketKey, MarketSpec
+from protocol.spec import MarketKey
 from protocol.supervision import ChildSpec, Intensity, SupervisorSpec
 from storage import Store
 from supervision import ManualClock, Runtime, SupervisedActor
+from tests.unit.markets import T_END, discovered, key
 
 pytestmark = pytest.mark.timeout(30)
-
-H = "0x" + "00" * 32
-T_END = 1_700_000_000
 
 
 class ScriptedResolver(SupervisedActor):
@@ -60,24 +57,6 @@ class ScriptedResolver(SupervisedActor):
                 scheduler, ResolutionFailed(key=key, failure=failure, reason=f"{step} trouble")
             )
         self.finish()
-
-
-def key(n: int, chain: str = "dev") -> MarketKey:
-    return MarketKey(chain=chain, address=f"0x{n:040x}")
-
-
-def discovered(k: MarketKey, t_end: int = T_END) -> MarketDiscovered:
-    spec = MarketSpec.model_validate(
-        {
-            "title": "t",
-            "subject": {"kind": "TOKEN_PRICE", "token_identifier": "BTC", "value_decimals": 2},
-            "predicate": {"op": "GT", "threshold": 1},
-            "window": {"kind": "SNAPSHOT_AT", "t_start": t_end, "t_end": t_end},
-            "cutoff_time": t_end,
-            "creator": "0x" + "11" * 20,
-        }
-    )
-    return MarketDiscovered(key=k, spec=spec, block_number=1, block_hash=H, tx_hash=H, log_index=0)
 
 
 @contextmanager
