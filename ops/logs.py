@@ -35,7 +35,7 @@ from types import MappingProxyType
 from typing import Any, TextIO
 
 from ops.redact import REDACTOR, Redactor
-from supervision.actor import MESSAGE_IDS
+from supervision.actor import message_ids
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _CORRELATION: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
@@ -81,7 +81,7 @@ class CorrelationFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "correlation"):
-            record.correlation = {**MESSAGE_IDS.get(), **_CORRELATION.get()}
+            record.correlation = {**message_ids(), **_CORRELATION.get()}
         return True
 
 

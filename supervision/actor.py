@@ -25,13 +25,11 @@ supervisor is told at once, and no message is handled by an instance that has cr
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, ClassVar, Protocol, TypeVar
 
 import pykka
@@ -47,16 +45,19 @@ from supervision.registry import Registry
 log = logging.getLogger(__name__)
 S = TypeVar("S", bound=BaseModel)
 
-MESSAGE_IDS: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
-    "message_ids", default=MappingProxyType({})
-)
-"""While an actor handles a message: its name, and the market and intent the message is about
-(``ops.logs`` puts them on every log line written meanwhile: one correlation id per market and
-per intent, across actors)."""
+_handling = threading.local()
+"""Per actor thread: the actor's name and the message it is handling (pykka gives every actor
+its own thread). Two attribute writes per message; the ids are derived only when a log line is
+written (``message_ids``), so a busy actor pays nothing for correlation."""
 
 
-def _ids_of(actor: str, message: Any) -> Mapping[str, str]:
+def message_ids() -> Mapping[str, str]:
+    """The actor, market and intent of the message this thread is handling, if any."""
+    actor = getattr(_handling, "actor", None)
+    if actor is None:
+        return {}
     ids = {"actor": actor}
+    message = _handling.message
     key = getattr(message, "key", None)
     if key is not None:
         ids["market"] = str(key)
@@ -203,14 +204,14 @@ class SupervisedActor(pykka.ThreadingActor):
                 return None
         if type(message) is GetState:
             return self.snapshot()
-        token = MESSAGE_IDS.set(_ids_of(self.name, message))
+        _handling.actor, _handling.message = self.name, message
         try:
             return self.handle(message)
         except Exception as exc:
             self._crashed(exc)
             raise
         finally:
-            MESSAGE_IDS.reset(token)
+            _handling.actor = None
 
     def on_stop(self) -> None:
         try:
