@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -18,6 +19,15 @@ def transfer(anvil: Anvil, wei: int = 1) -> str:
     tx = {"from": DEPLOYER.address, "to": RESOLVER.address, "value": hex(wei)}
     tx |= {"maxFeePerGas": hex(50 * 10**9), "maxPriorityFeePerGas": hex(10**9)}
     return str(anvil.rpc("eth_sendTransaction", tx))
+
+
+def mined(anvil: Anvil, tx_hash: str) -> str:
+    """Wait for ``tx_hash`` to be mined (automine is asynchronous under load)."""
+    deadline = time.monotonic() + 10
+    while anvil.rpc("eth_getTransactionReceipt", tx_hash) is None:
+        assert time.monotonic() < deadline, f"{tx_hash} not mined within 10 s"
+        time.sleep(0.01)  # polling the node for the receipt
+    return tx_hash
 
 
 def test_stop_leaves_no_process() -> None:
@@ -76,7 +86,7 @@ def test_dev_keys_are_anvils_accounts(anvil: Anvil) -> None:
 
 def test_reorg_changes_the_block_hash_at_a_height(anvil: Anvil) -> None:
     anvil.mine(3)
-    tx = transfer(anvil)
+    tx = mined(anvil, transfer(anvil))
     height = anvil.block_number()
     before = {n: anvil.block_hash(n) for n in range(height - 2, height + 1)}
     anvil.reorg(2)
