@@ -77,7 +77,15 @@ def test_sigkill_at_random_points_loses_nothing_and_commits_once(tmp_path: Path)
         specs = [s for s in specs if s.subject.metric_id != "open_interest"]
         specs += generated_specs(CREATOR.address, MARKETS - len(specs), seed=SEED)
         keys: list[MarketKey] = net.create_markets(specs)
-        config = net.config_file(tmp_path / "runner.toml", tmp_path / "data", max_resolvers=32)
+        # each restarted process starts a fresh Hyperliquid weight budget, so a burst of restarts
+        # can earn 429s and open the circuit breaker: the retry budget must outlast that outage
+        config = net.config_file(
+            tmp_path / "runner.toml",
+            tmp_path / "data",
+            max_resolvers=32,
+            max_attempts=40,
+            retry_cap_s=15,
+        )
         try:
             for _ in range(KILLS):
                 proc = start_daemon(config, log)
