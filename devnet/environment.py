@@ -45,6 +45,7 @@ from ops.config import (
 )
 from protocol.market_abi import encode_create_market
 from protocol.spec import MarketKey, MarketSpec
+from sources.hl_weights import WEIGHT_LIMIT_PER_MINUTE
 
 KEY_ENV = "ORACLE_RUNNER_DEVNET_KEY"
 CHAIN = "dev"
@@ -72,16 +73,21 @@ class Devnet:
         hl_data: str | Path | None = None,
         sim_faults: FaultConfig | None = None,
         rpc_faults: Faults | None = None,
+        sim_weight_limit: int = WEIGHT_LIMIT_PER_MINUTE,
+        gas_limit: int | None = None,
     ) -> Iterator[Devnet]:
         with ExitStack() as stack:
             offset = REPLAY_NOW - time.time()
-            anvil = stack.enter_context(
-                Anvil(block_time=block_time, extra_args=("--timestamp", str(REPLAY_NOW)))
-            )
+            extra = ("--timestamp", str(REPLAY_NOW))
+            if gas_limit is not None:
+                extra += ("--gas-limit", str(gas_limit))
+            anvil = stack.enter_context(Anvil(block_time=block_time, extra_args=extra))
             w3 = Web3(Web3.HTTPProvider(anvil.rpc_url, request_kwargs={"timeout": 30}))
             deployment = deploy(w3, dispute_window=dispute_window_s)
             dataset = Dataset.from_cassettes(hl_data or cassettes_dir())
-            sim = stack.enter_context(HlSimulator(dataset, faults=sim_faults))
+            sim = stack.enter_context(
+                HlSimulator(dataset, faults=sim_faults, weight_limit=sim_weight_limit)
+            )
             proxy = None
             if rpc_faults is not None:
                 proxy = stack.enter_context(RpcProxy(anvil.rpc_url, seed=7, faults=rpc_faults))

@@ -20,6 +20,7 @@ An impossible spec raises ``pydantic.ValidationError`` whose message names the f
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Self
 
 from eth_utils.address import is_hex_address, to_checksum_address
@@ -37,7 +38,10 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False, use_enum_values=False)
 
 
+@lru_cache(maxsize=65536)
 def _checksum(value: str) -> str:
+    """EIP-55 form of ``value``; remembered, since every message about a market re-validates
+    its address and the keccak behind the checksum is not cheap."""
     if not is_hex_address(value):
         raise ValueError(f"not a 20-byte hex address: {value!r}")
     return str(to_checksum_address(value))

@@ -5,16 +5,22 @@
     data = oracle.commit_call(market, 1, bytes.fromhex("ab" * 32))
     signer.tell(SubmitTx(..., to=oracle.address, data=data, ...))
 
-Encoding is eth-abi's; every read goes through ``EvmClient`` (timeouts, failover).
+Encoding is eth-abi's; every read goes through ``EvmClient`` (timeouts, failover). Reads made
+by many resolvers at once are coalesced: concurrent ``pending`` calls go out as one JSON-RPC
+batch, and concurrent ``chain_time`` calls share one ``eth_getBlockByNumber`` whose answer is
+reused for ``chain_time_max_age_s`` (an older chain time only makes a finalize wait longer).
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 
 from eth_abi.abi import decode, encode
 from eth_utils.abi import function_signature_to_4byte_selector
 
+from sources.coalesce import Coalescer
 from sources.evm import EvmClient
 
 _PENDING = function_signature_to_4byte_selector("pending(address)")
@@ -38,13 +44,20 @@ class Pending:
 class OracleClient:
     """Typed access to one ``SimpleOracle`` deployment."""
 
-    def __init__(self, evm: EvmClient, address: str) -> None:
+    def __init__(self, evm: EvmClient, address: str, *, chain_time_max_age_s: float = 0.25) -> None:
         self.evm = evm
         self.address = address
+        self.chain_time_max_age_s = chain_time_max_age_s
         self._dispute_window: int | None = None
+        self._reads: Coalescer[str, bytes] = Coalescer(self._pending_batch)
+        if evm is not None:  # (calldata-only users pass no client)
+            self._reads.max_batch = evm.max_batch
+            self._reads.timeout_s = evm.timeout_s * (len(evm.health()) + 1)  # every node once
+        self._time_lock = threading.Lock()
+        self._time: tuple[float, int] | None = None
 
     def pending(self, market: str) -> Pending:
-        raw = self.evm.call({"to": self.address, "data": _PENDING + encode(["address"], [market])})
+        raw = self._reads.call(market)
         outcome, data_hash, commit_time, committed, finalized = decode(
             ["uint8", "bytes32", "uint64", "bool", "bool"], raw
         )
@@ -58,10 +71,40 @@ class OracleClient:
 
     def chain_time(self) -> int:
         """The latest block's timestamp: the time ``finalize`` is judged by."""
-        block = self.evm.get_block("latest")
-        if block is None:
-            raise LookupError("the node has no latest block")
-        return block.timestamp
+        with self._time_lock:  # one caller asks; those arriving meanwhile take its answer
+            if (
+                self._time is not None
+                and time.monotonic() - self._time[0] < self.chain_time_max_age_s
+            ):
+                return self._time[1]
+            block = self.evm.get_block("latest")
+            if block is None:
+                raise LookupError("the node has no latest block")
+            self._time = (time.monotonic(), block.timestamp)
+            return block.timestamp
+
+    def _pending_batch(self, markets: list[str]) -> list[bytes | Exception]:
+        calls = [
+            (
+                "eth_call",
+                [{"to": self.address, "data": "0x" + self._pending_data(m).hex()}, "latest"],
+            )
+            for m in markets
+        ]
+        out: list[bytes | Exception] = []
+        for result in self.evm.batch(calls, return_errors=True):
+            if isinstance(result, Exception):
+                out.append(result)
+                continue
+            try:
+                out.append(bytes.fromhex(str(result).removeprefix("0x")))
+            except ValueError:
+                out.append(ValueError(f"eth_call returned no hex: {result!r:.80}"))
+        return out
+
+    @staticmethod
+    def _pending_data(market: str) -> bytes:
+        return _PENDING + encode(["address"], [market])
 
     def commit_call(self, market: str, outcome: int, data_hash: bytes) -> bytes:
         return _COMMIT + encode(["address", "uint8", "bytes32"], [market, outcome, data_hash])

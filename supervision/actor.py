@@ -107,6 +107,9 @@ class ActorContext:
     parent: pykka.ActorRef[Any] | None = None
     args: Mapping[str, Any] = field(default_factory=dict)
     incarnation: int = 1
+    exit_reported: threading.Event = field(default_factory=threading.Event)
+    """Set once this incarnation's ``ChildExited`` is in its parent's mailbox: a dead ref whose
+    event stays unset died silently."""
 
 
 def describe(exc: BaseException, redact: Callable[[str], str] = lambda t: t) -> str:
@@ -267,6 +270,7 @@ class SupervisedActor(pykka.ThreadingActor):
             parent.tell(exited)
         except pykka.ActorDeadError:
             log.debug("%s exited (%s) while its supervisor stops", self.name, reason.value)
+        self.ctx.exit_reported.set()
 
     def _apply_fault(self, message: Any) -> None:
         assert self._faults is not None

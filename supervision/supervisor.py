@@ -25,6 +25,7 @@ Erlang/OTP semantics, because operators already know them::
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,8 @@ from supervision.errors import RestartIntensityExceeded
 
 log = logging.getLogger(__name__)
 DEFAULT_CHECK_INTERVAL_S = 1.0
+EXIT_REPORT_GRACE_S = 0.5
+"""How long a check waits for a dead child's own exit report before calling it a silent death."""
 
 
 @dataclass
@@ -60,6 +63,7 @@ class _Child:
     consecutive: int = 0
     started_at: float = 0.0
     last_error: str = ""
+    exit_reported: threading.Event | None = None
 
     def info(self) -> ChildInfo:
         return ChildInfo(
@@ -231,6 +235,7 @@ class Supervisor(SupervisedActor):
             args=args,
             incarnation=child.incarnation,
         )
+        child.exit_reported = ctx.exit_reported
         self.registry.expect(spec.id, spec.actor, self.actor_ref)
         try:
             actor_class = self.services.actor_types[spec.actor]
@@ -287,15 +292,20 @@ class Supervisor(SupervisedActor):
     def _check_children(self) -> None:
         for child in list(self.children.values()):
             ref = child.ref
-            if ref is not None and ref is not _NOT_STARTED and not ref.is_alive():
-                self._on_exit(
-                    ChildExited(
-                        child_id=child.spec.id,
-                        incarnation=child.incarnation,
-                        reason=ExitReason.CRASH,
-                        error="actor thread found dead",
-                    )
+            if ref is None or ref is _NOT_STARTED or ref.is_alive():
+                continue
+            # A child stopping normally is dead to pykka a moment before it reports its exit.
+            reported = child.exit_reported
+            if reported is not None and reported.wait(EXIT_REPORT_GRACE_S):
+                continue  # its ChildExited is in this mailbox, behind this message
+            self._on_exit(
+                ChildExited(
+                    child_id=child.spec.id,
+                    incarnation=child.incarnation,
+                    reason=ExitReason.CRASH,
+                    error="actor thread found dead",
                 )
+            )
 
     def _arm_check(self) -> None:
         if self.check_interval_s > 0:

@@ -25,12 +25,16 @@ from collections.abc import Sequence
 from decimal import DecimalException, localcontext
 
 from protocol.evaluation.errors import permanent
+from protocol.evaluation.memo import MeasureMemo, responses_key
 from protocol.evaluation.model import Evaluation, Plan
 from protocol.evaluation.registry import method_for, subject_name
 from protocol.evaluation.scaling import EXACT, scale
 from protocol.evaluation.timebase import span_of
 from protocol.hyperliquid import RawResponse
 from protocol.spec import MarketSpec
+
+_MEMO = MeasureMemo()
+"""Measurements by method, target, span and responses (``evaluate`` is pure, so reusable)."""
 
 
 def _common_rule(spec: MarketSpec, target: str) -> dict[str, str]:
@@ -54,8 +58,10 @@ def evaluate(spec: MarketSpec, responses: Sequence[RawResponse]) -> Evaluation:
     method = method_for(spec.subject, spec.window)
     target = method.target_of(spec.subject.token_identifier)
     try:
+        span = span_of(spec.window)
+        key = (method, target, span.start_ms, span.end_ms, responses_key(responses))
         with localcontext(EXACT):
-            measured = method.measure(target, span_of(spec.window), responses)
+            measured = _MEMO.get_or_compute(key, lambda: method.measure(target, span, responses))
         _, scaled = scale(
             measured.value,
             rounding_decimals=spec.oracle.rounding_decimals,
@@ -68,5 +74,5 @@ def evaluate(spec: MarketSpec, responses: Sequence[RawResponse]) -> Evaluation:
         value=measured.value,
         scaled=scaled,
         outcome=outcome,
-        rule={**_common_rule(spec, target), **measured.rule},
+        rule={**_common_rule(spec, target), **measured.rule},  # a copy: the memo keeps its own
     )

@@ -40,7 +40,8 @@ class Worker(SupervisedActor):
     """Answers ``Ping`` with its incarnation, crashes on ``Boom``, finishes on ``Done``.
 
     Records ``("start", name, incarnation)`` and ``("stop", name)`` in ``extra["events"]``;
-    with ``args["fail_start"]`` it fails in ``init`` that many times (counted in ``extra``).
+    with ``args["fail_start"]`` it fails in ``init`` that many times (counted in ``extra``);
+    an event in ``extra["stop_gates"][name]`` holds its ``terminate`` until set.
     """
 
     def init(self) -> None:
@@ -69,6 +70,9 @@ class Worker(SupervisedActor):
         return {"incarnation": self.ctx.incarnation, "seen": list(self.seen)}
 
     def terminate(self) -> None:
+        gate = self.services.extra.get("stop_gates", {}).get(self.name)
+        if gate is not None:  # a slow clean-up: wait until the test opens the gate
+            gate.wait(5)
         self.services.extra.setdefault("events", []).append(("stop", self.name))
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from protocol.messages import ChildStarted, StartChild, StopChild, WhichChildren
+from protocol.messages import CheckChildren, ChildStarted, StartChild, StopChild, WhichChildren
 from protocol.supervision import (
     Backoff,
     ChildSpec,
@@ -236,6 +236,27 @@ def test_fault_plan_silent_stop_is_noticed_by_the_supervisor() -> None:
         rt.clock.advance(1.0)  # the periodic CheckChildren finds the dead ref
         rt.wait_for(lambda: incarnations(rt, "a") == (2,))
         assert "found dead" in rt.registry.entry("a").last_error  # type: ignore[union-attr]
+
+
+def test_a_child_still_stopping_normally_is_not_taken_for_dead() -> None:
+    """pykka marks an actor dead before its ``on_stop`` reports the exit: a check arriving in
+    between must wait for that report, not restart a child that finished."""
+    gate = threading.Event()
+    with tree(worker("slow", RestartType.TRANSIENT)) as rt:
+        rt.services.extra["stop_gates"] = {"slow": gate}
+        incarnations(rt, "slow")
+        rt.tell("slow", Done())
+        rt.wait_for(lambda: not rt.alive("slow"))  # dead to pykka, still in terminate()
+        opener = threading.Timer(0.1, gate.set)  # clean-up ends well within the grace
+        opener.start()
+        try:
+            rt.ask("root", CheckChildren(), timeout=5)
+        finally:
+            opener.cancel()
+            gate.set()
+        rt.wait_for(lambda: not rt.ask("root", WhichChildren(), timeout=5))
+        assert rt.restarts("slow") == 0
+        assert ("start", "slow", 2) not in events(rt)
 
 
 def test_fault_plan_drop_and_probability_are_seeded() -> None:

@@ -1,0 +1,57 @@
+"""Many resolvers reading the oracle at once: coalesced into batches, each answer its own."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from web3 import Web3
+
+from devnet.contracts import load_artifact
+from devnet.deploy import Deployment, send
+from devnet.keys import RESOLVER
+from sources.evm import EvmClient
+from sources.oracle import OracleClient
+
+pytest_plugins = ["tests.integration.chain_fixtures"]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+ORACLE = Web3().eth.contract(abi=load_artifact("SimpleOracle").abi)
+
+
+def market(n: int) -> str:
+    return Web3.to_checksum_address((0x1000 + n).to_bytes(20, "big"))
+
+
+def test_concurrent_pending_reads_are_batched_and_answered_per_market(
+    w3: Web3, deployment: Deployment, evm: EvmClient
+) -> None:
+    committed = {market(n): bytes([n]) * 32 for n in range(0, 40, 3)}
+    for address, data_hash in committed.items():
+        data = ORACLE.encode_abi("commit", [address, 1, data_hash])
+        send(w3, RESOLVER, {"to": deployment.oracle, "data": data})
+    oracle = OracleClient(evm, deployment.oracle)
+    markets = [market(n) for n in range(40)]
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        answers = list(pool.map(oracle.pending, markets))
+    for address, got in zip(markets, answers, strict=True):
+        if address in committed:
+            assert got.committed and got.outcome == 1
+            assert got.data_hash == "0x" + committed[address].hex()
+            assert got.commit_time > 0
+        else:
+            assert not got.committed and got.data_hash == "0x" + "00" * 32
+    assert oracle._reads.batches < len(markets)
+
+
+def test_chain_time_is_the_latest_block_and_is_shared_briefly(
+    w3: Web3, deployment: Deployment, evm: EvmClient
+) -> None:
+    oracle = OracleClient(evm, deployment.oracle, chain_time_max_age_s=0)
+    assert oracle.chain_time() == w3.eth.get_block("latest")["timestamp"]
+    calls = evm.health()[0].calls
+    shared = OracleClient(evm, deployment.oracle, chain_time_max_age_s=60)
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        times = set(pool.map(lambda _: shared.chain_time(), range(20)))
+    assert len(times) == 1
+    assert evm.health()[0].calls - calls == 1  # twenty readers, one request
