@@ -4,7 +4,7 @@
     OBSERVED --oracle already has our hash--> COMMITTED        (adopted)
              --oracle has another hash-----> PARKED           (an operator decides)
              --nothing there---------------> COMMIT_SENT      (SubmitTx "commit")
-    COMMIT_SENT --TxConfirmed---------------> COMMITTED
+    COMMIT_SENT --TxConfirmed---------------> COMMITTED        (commitTime: its block's time)
     COMMITTED --chain time >= commitTime + disputeWindow--> FINALIZE_SENT (SubmitTx "finalize")
               (a wait longer than ``yield_after_s``: back to the scheduler until then, and stop)
     FINALIZE_SENT --TxConfirmed-------------> FINALIZED        (tells the scheduler, stops)
@@ -229,6 +229,12 @@ class Resolver(SupervisedActor):
         self._advance(Stage.PARKED, note=reason)
 
     def _commit_confirmed(self, confirmed: TxConfirmed) -> None:
+        if confirmed.status == 1:
+            # A successful receipt of our own commit call: the oracle stored exactly its
+            # arguments (``commit`` stores them or reverts), at its block's timestamp.
+            commit_time = self.oracle.block_time(confirmed.block_hash)
+            self._advance(Stage.COMMITTED, commit_tx=confirmed.tx_hash, commit_time=commit_time)
+            return
         pending = self.oracle.pending(self.key.address)
         if not pending.committed:
             raise RuntimeError("commit confirmed but the oracle shows none (reorg?)")

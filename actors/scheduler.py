@@ -15,6 +15,16 @@ States of a job (``protocol.records.JobState``)::
 The jobs live in LMDB (``jobs``; the spec in ``markets``); memory holds only the heap of waiting
 jobs and the set of running ones, rebuilt from LMDB on every start. ``MarketDiscovered`` is
 answered with ``Ack`` only after the job is durable, so the listener may advance its cursor.
+
+Reports from resolvers arrive in bursts (thousands of markets commit within seconds); each moves
+a job, and writing each move durably on its own would hold the scheduler at one fsync per
+message. Moves made while handling a burst are kept in ``unsaved`` (which ``_job`` reads first)
+and written in one transaction by a ``_Flush`` the scheduler tells itself, so it is handled
+after the messages already queued. Losing them in a crash loses nothing: the resolver's
+checkpoint is the durable record of a market's progress, and a job still RUNNING in LMDB is
+resumed from it. Dispatch rounds and operator commands are written before they take effect.
+A freed resolver slot or a new market asks for a dispatch round at once (``_Dispatch``), not
+at the next tick.
 Args: ``settle_delay_s`` (60), ``tick_s`` (1), ``retry_base_s`` (5), ``retry_cap_s`` (300),
 ``max_attempts`` (8), ``max_age_s`` (86400), ``resolvers`` (the supervisor's name).
 """
@@ -25,7 +35,7 @@ import heapq
 import logging
 import random
 from collections import Counter
-from typing import Any
+from typing import Any, Literal
 
 from protocol.codec import CODEC, unpack
 from protocol.messages import (
@@ -35,6 +45,7 @@ from protocol.messages import (
     FailureClass,
     MarketDiscovered,
     MarketsDiscovered,
+    Message,
     OperatorAction,
     OperatorCommand,
     ResolutionFailed,
@@ -62,6 +73,18 @@ PARKED_STAGE = "PARKED"
 
 def resolver_name(key: MarketKey) -> str:
     return f"resolver:{key}"
+
+
+class _Flush(Message):
+    """The scheduler's own nudge: write the job moves of the burst just handled."""
+
+    kind: Literal["scheduler_flush"] = "scheduler_flush"
+
+
+class _Dispatch(Message):
+    """The scheduler's own nudge: start resolvers for due jobs while the pool has room."""
+
+    kind: Literal["scheduler_dispatch"] = "scheduler_dispatch"
 
 
 class Scheduler(SupervisedActor):
@@ -93,6 +116,11 @@ class Scheduler(SupervisedActor):
         self.latency = [0] * len(LATENCY_BUCKETS)
         self.latency_sum = 0.0
         self.latency_count = 0
+        self.unsaved: dict[str, Job] = {}
+        """Job moves not yet written (see the module docstring), by market key."""
+        self.unsaved_audit: list[AuditEntry] = []
+        self.flush_pending = False
+        self.dispatch_pending = False
         for key, buf in self.store.raw_items("jobs"):
             entry = self._heap_entry(key, buf)
             if entry is None:
@@ -127,6 +155,12 @@ class Scheduler(SupervisedActor):
                 return None
             return job.state, (job.next_attempt_at, job.due_at, str(job.key))
 
+    def terminate(self) -> None:
+        try:
+            self._flush()  # a clean stop leaves every move written
+        except Exception as exc:  # the store may be closing: the checkpoints still hold
+            log.warning("%s: job moves not written at stop: %s", self.name, exc)
+
     # --- messages ------------------------------------------------------------------------
 
     def handle(self, message: Any) -> Any:
@@ -135,6 +169,14 @@ class Scheduler(SupervisedActor):
                 return self._discovered((message,))
             case MarketsDiscovered(markets=markets):
                 return self._discovered(markets)
+            case _Flush():
+                self.flush_pending = False
+                self._flush()
+                return None
+            case _Dispatch():
+                self.dispatch_pending = False
+                self._dispatch()
+                return None
             case Tick():
                 self._dispatch()
                 self._reconcile()
@@ -147,7 +189,9 @@ class Scheduler(SupervisedActor):
                 self._failed(key, failure, reason)
                 return None
             case OperatorCommand():
-                return self._operator(message)
+                result = self._operator(message)
+                self._flush()  # an operator's act is durable before it is answered
+                return result
         return self.unhandled(message)
 
     def snapshot(self) -> Any:
@@ -194,6 +238,8 @@ class Scheduler(SupervisedActor):
             self._count(JobState.WAITING, +1)
             self.due[str(job.key)] = job.due_at
             heapq.heappush(self.heap, (job.next_attempt_at, job.due_at, str(job.key)))
+        if added:
+            self._kick()
         if len(batch) == 1:
             return Ack(detail="new" if added else "known")
         return Ack(detail=f"{len(added)} new")
@@ -230,9 +276,15 @@ class Scheduler(SupervisedActor):
                     change["first_attempt_at"] = now
                 started.append((job, change))
         if started:
-            self._save_all(started)  # one durable transaction for the whole round
+            self._save_all(started, durable=True)  # one transaction for the whole round
         for item in deferred:
             heapq.heappush(self.heap, item)
+
+    def _kick(self) -> None:
+        """Ask for a dispatch round after the messages already queued."""
+        if not self.dispatch_pending:
+            self.dispatch_pending = True
+            self.actor_ref.tell(_Dispatch())
 
     def _resolver_spec(self, key: MarketKey) -> ChildSpec:
         return ChildSpec(
@@ -272,6 +324,8 @@ class Scheduler(SupervisedActor):
         self.stages.pop(str(key), None)
         if stage == COMMITTED_STAGE:
             self._committed(job, detail)
+        if stage in (FINAL_STAGE, PARKED_STAGE) or "resume_at" in detail:
+            self._kick()  # a pool slot is free
         if "resume_at" in detail:
             # committed, waiting out the dispute window without holding a resolver
             self.running.discard(str(key))
@@ -303,6 +357,7 @@ class Scheduler(SupervisedActor):
 
     def _failed(self, key: MarketKey, failure: FailureClass, reason: str) -> None:
         self.running.discard(str(key))
+        self._kick()
         job = self._job(key)
         if job is None or job.state is not JobState.RUNNING:
             return
@@ -394,15 +449,23 @@ class Scheduler(SupervisedActor):
     # --- LMDB ----------------------------------------------------------------------------
 
     def _job(self, key: MarketKey) -> Job | None:
+        unsaved = self.unsaved.get(str(key))
+        if unsaved is not None:
+            return unsaved
         return self.store.get("jobs", key.db_key(), Job)
 
     def _save(self, job: Job, audit: AuditEntry | None = None, **changes: Any) -> Job:
         return self._save_all([(job, changes)], audit)[0]
 
     def _save_all(
-        self, changes: list[tuple[Job, dict[str, Any]]], audit: AuditEntry | None = None
+        self,
+        changes: list[tuple[Job, dict[str, Any]]],
+        audit: AuditEntry | None = None,
+        *,
+        durable: bool = False,
     ) -> list[Job]:
-        """Write every job change (and its audit entry) in one durable transaction."""
+        """Apply every job change (with its audit entry); written by the next ``_Flush``, or
+        before returning when ``durable``."""
         updated = [job.model_copy(update=change) for job, change in changes]
         entries = []
         for (job, _), new in zip(changes, updated, strict=True):
@@ -411,13 +474,15 @@ class Scheduler(SupervisedActor):
                 entry = self._audit(new.state.value, job.key, error=new.last_error)
             entries.append(entry)
 
-        def write(txn: Txn) -> None:
-            for new, entry in zip(updated, entries, strict=True):
-                txn.put("jobs", new.key.db_key(), new)
-                if entry is not None:
-                    txn.audit(entry)
-
-        self.store.write(write)
+        for new, entry in zip(updated, entries, strict=True):
+            self.unsaved[str(new.key)] = new
+            if entry is not None:
+                self.unsaved_audit.append(entry)
+        if durable:
+            self._flush()
+        elif not self.flush_pending:
+            self.flush_pending = True
+            self.actor_ref.tell(_Flush())
         for (job, _), new in zip(changes, updated, strict=True):
             if new.state is not job.state:
                 self._count(job.state, -1)
@@ -429,6 +494,21 @@ class Scheduler(SupervisedActor):
                 self.due.pop(text, None)
                 self.disputes.pop(text, None)
         return updated
+
+    def _flush(self) -> None:
+        """Write every unsaved job move and audit entry in one durable transaction."""
+        if not self.unsaved and not self.unsaved_audit:
+            return
+        jobs, entries = list(self.unsaved.values()), self.unsaved_audit
+
+        def write(txn: Txn) -> None:
+            for job in jobs:
+                txn.put("jobs", job.key.db_key(), job)
+            for entry in entries:
+                txn.audit(entry)
+
+        self.store.write(write)
+        self.unsaved, self.unsaved_audit = {}, []
 
     def _audit(self, action: str, key: MarketKey, **detail: str) -> AuditEntry:
         return AuditEntry(

@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 SIM_WEIGHT = 10**9
 BLOCK_TIME_S = 1.0
 GAS_LIMIT = 2_000_000_000
-MAX_RESOLVERS = 512
+MAX_RESOLVERS = int(os.environ.get("ORACLE_RUNNER_BURST_RESOLVERS", "512"))
 COMMITTED = {"COMMITTED", "FINALIZE_SENT", "FINALIZED"}
 
 
@@ -71,7 +71,7 @@ def runner_phase(net: Devnet, markets: int, data_dir: Path) -> tuple[dict[bytes,
             now = time.perf_counter() - began
             for key in _newly_committed(daemon.store, seen):
                 seen[key] = now
-            time.sleep(0.1)  # sampling the store from outside the daemon
+            time.sleep(0.25)  # sampling the store from outside the daemon
         return seen, time.perf_counter() - began
     finally:
         daemon.stop()

@@ -85,26 +85,57 @@ def build_proof(
 
 
 def _plain(obj: Any, path: str) -> Any:
-    """``obj`` as plain msgpack-ready data with sorted keys; raises ``ProofError`` on floats."""
+    """``obj`` as plain msgpack-ready data with sorted keys; raises ``ProofError`` on floats.
+
+    The path of each element is only spelled out when something is wrong: the fast pass
+    builds no strings, and a failure is located by a second, slower pass."""
+    try:
+        return _plain_fast(obj)
+    except _NotPlain:
+        _locate(obj, path)
+        raise AssertionError("a value the fast pass refused was accepted") from None
+
+
+class _NotPlain(Exception):
+    pass
+
+
+def _plain_fast(obj: Any) -> Any:
     if isinstance(obj, bool) or obj is None:
         return obj
     if isinstance(obj, int):
         return int(obj) if _INT_MIN <= obj <= _INT_MAX else str(obj)
     if isinstance(obj, Enum):
-        return _plain(obj.value, path)
+        return _plain_fast(obj.value)
     if isinstance(obj, str):
         return str(obj)
     if isinstance(obj, bytes | bytearray | memoryview):
         return bytes(obj)
     if isinstance(obj, dict):
         if not all(isinstance(k, str) for k in obj):
-            raise ProofError(f"{path}: map keys must be strings")
-        return {k: _plain(obj[k], f"{path}.{k}") for k in sorted(obj, key=lambda k: k.encode())}
+            raise _NotPlain
+        return {k: _plain_fast(obj[k]) for k in sorted(obj, key=lambda k: k.encode())}
     if isinstance(obj, list | tuple):
-        return [_plain(item, f"{path}[{i}]") for i, item in enumerate(obj)]
-    if isinstance(obj, float | Decimal):
+        return [_plain_fast(item) for item in obj]
+    raise _NotPlain
+
+
+def _locate(obj: Any, path: str) -> None:
+    """Raise ``ProofError`` naming the first element of ``obj`` that cannot be in a proof."""
+    if isinstance(obj, Enum):
+        _locate(obj.value, path)
+    elif isinstance(obj, dict):
+        if not all(isinstance(k, str) for k in obj):
+            raise ProofError(f"{path}: map keys must be strings")
+        for k in sorted(obj, key=lambda k: k.encode()):
+            _locate(obj[k], f"{path}.{k}")
+    elif isinstance(obj, list | tuple):
+        for i, item in enumerate(obj):
+            _locate(item, f"{path}[{i}]")
+    elif isinstance(obj, float | Decimal):
         raise ProofError(f"{path}: {type(obj).__name__} {obj!r} cannot be in a proof")
-    raise ProofError(f"{path}: {type(obj).__name__} cannot be in a proof")
+    elif not isinstance(obj, bool | int | str | bytes | bytearray | memoryview | None):
+        raise ProofError(f"{path}: {type(obj).__name__} cannot be in a proof")
 
 
 def canonical_bytes(proof: Proof) -> bytes:

@@ -27,6 +27,7 @@ _PENDING = function_signature_to_4byte_selector("pending(address)")
 _DISPUTE_WINDOW = function_signature_to_4byte_selector("disputeWindow()")
 _COMMIT = function_signature_to_4byte_selector("commit(address,uint8,bytes32)")
 _FINALIZE = function_signature_to_4byte_selector("finalize(address)")
+BLOCK_TIMES_KEPT = 256
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class OracleClient:
             self._reads.timeout_s = evm.timeout_s * (len(evm.health()) + 1)  # every node once
         self._time_lock = threading.Lock()
         self._time: tuple[float, int] | None = None
+        self._block_times: dict[str, int] = {}
 
     def pending(self, market: str) -> Pending:
         raw = self._reads.call(market)
@@ -81,6 +83,21 @@ class OracleClient:
             if block is None:
                 raise LookupError("the node has no latest block")
             self._time = (time.monotonic(), block.timestamp)
+            return block.timestamp
+
+    def block_time(self, block_hash: str) -> int:
+        """The timestamp of the block ``block_hash`` (a commit's ``commitTime``); remembered,
+        since the commits of hundreds of markets share a block."""
+        with self._time_lock:
+            known = self._block_times.get(block_hash)
+            if known is not None:
+                return known
+            block = self.evm.get_block_by_hash(block_hash)
+            if block is None:
+                raise LookupError(f"the node does not know block {block_hash} (reorged out?)")
+            self._block_times[block_hash] = block.timestamp
+            while len(self._block_times) > BLOCK_TIMES_KEPT:
+                del self._block_times[next(iter(self._block_times))]
             return block.timestamp
 
     def _pending_batch(self, markets: list[str]) -> list[bytes | Exception]:

@@ -55,3 +55,21 @@ def test_chain_time_is_the_latest_block_and_is_shared_briefly(
         times = set(pool.map(lambda _: shared.chain_time(), range(20)))
     assert len(times) == 1
     assert evm.health()[0].calls - calls == 1  # twenty readers, one request
+
+
+def test_block_time_is_the_commit_blocks_timestamp_and_an_unknown_block_is_an_error(
+    w3: Web3, deployment: Deployment, evm: EvmClient
+) -> None:
+    receipt = send(
+        w3,
+        RESOLVER,
+        {
+            "to": deployment.oracle,
+            "data": ORACLE.encode_abi("commit", [market(99), 0, b"\x07" * 32]),
+        },
+    )
+    oracle = OracleClient(evm, deployment.oracle)
+    block_hash = "0x" + bytes(receipt["blockHash"]).hex()
+    assert oracle.block_time(block_hash) == oracle.pending(market(99)).commit_time
+    with pytest.raises(LookupError, match="does not know block"):
+        oracle.block_time("0x" + "ab" * 32)

@@ -240,3 +240,16 @@ def test_deeply_nested_bytes_fail_on_decode(depth: int) -> None:
     data = b"\x82" + msgpack.packb("format") + b"\x01" + msgpack.packb("spec") + nested
     report = verify(data)
     assert (report.ok, report.mismatch) == (False, "decode")
+
+
+def test_a_value_that_cannot_be_in_a_proof_is_named_by_its_path() -> None:
+    from protocol.proof import ProofError, _plain
+
+    with pytest.raises(ProofError, match=r"proof\.a\[1\]\.b: float 1.5 cannot be in a proof"):
+        _plain({"a": [1, {"b": 1.5}]}, "proof")
+    with pytest.raises(ProofError, match=r"proof\.a: map keys must be strings"):
+        _plain({"a": {1: 2}}, "proof")
+    assert _plain({"b": [1, 2**70, b"x"], "a": True}, "p") == {
+        "a": True,
+        "b": [1, str(2**70), b"x"],
+    }
