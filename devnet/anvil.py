@@ -48,7 +48,9 @@ _LIVE_LOCK = threading.Lock()
 
 
 PRUNE_HISTORY = 512
-"""States anvil keeps (in memory; none on disk)."""
+"""States anvil keeps (in memory; none on disk). Each is a whole copy of the state: with ten
+thousand market contracts deployed, 512 of them outgrow 24 GB (anvil was OOM-killed so in
+``bench burst``); pass a smaller ``prune_history`` for such a chain."""
 
 
 class AnvilError(RuntimeError):
@@ -103,6 +105,7 @@ class Anvil:
         stop_timeout_s: float = 5.0,
         die_with_parent: bool | None = None,
         extra_args: tuple[str, ...] = (),
+        prune_history: int = PRUNE_HISTORY,
     ) -> None:
         self.chain_id = chain_id
         self.block_time = block_time
@@ -113,6 +116,7 @@ class Anvil:
         self.stop_timeout_s = stop_timeout_s
         self.die_with_parent = die_with_parent
         self.extra_args = extra_args
+        self.prune_history = prune_history
         self.fixed_port = port
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
@@ -159,7 +163,7 @@ class Anvil:
         # keep recent states in memory only: without this anvil spills every older state to
         # ~/.foundry/anvil/tmp (16 MB each with 10,000 markets) and never removes a killed
         # anvil's files; 512 states is far deeper than any reorg or read the project makes
-        args += ["--prune-history", str(PRUNE_HISTORY)]
+        args += ["--prune-history", str(self.prune_history)]
         if self.block_time is not None:
             args += ["--block-time", str(self.block_time)]
         if self.no_mining:

@@ -26,7 +26,7 @@ from eth_abi.abi import decode, encode
 from eth_utils.abi import function_signature_to_4byte_selector
 from web3 import Web3
 
-from devnet.anvil import Anvil
+from devnet.anvil import PRUNE_HISTORY, Anvil
 from devnet.deploy import Deployment, deploy
 from devnet.hl_sim.dataset import Dataset
 from devnet.hl_sim.faults import FaultConfig
@@ -75,13 +75,16 @@ class Devnet:
         rpc_faults: Faults | None = None,
         sim_weight_limit: int = WEIGHT_LIMIT_PER_MINUTE,
         gas_limit: int | None = None,
+        prune_history: int = PRUNE_HISTORY,
     ) -> Iterator[Devnet]:
         with ExitStack() as stack:
             offset = REPLAY_NOW - time.time()
             extra = ("--timestamp", str(REPLAY_NOW))
             if gas_limit is not None:
                 extra += ("--gas-limit", str(gas_limit))
-            anvil = stack.enter_context(Anvil(block_time=block_time, extra_args=extra))
+            anvil = stack.enter_context(
+                Anvil(block_time=block_time, extra_args=extra, prune_history=prune_history)
+            )
             w3 = Web3(Web3.HTTPProvider(anvil.rpc_url, request_kwargs={"timeout": 30}))
             deployment = deploy(w3, dispute_window=dispute_window_s)
             dataset = Dataset.from_cassettes(hl_data or cassettes_dir())
