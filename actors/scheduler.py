@@ -467,15 +467,11 @@ class Scheduler(SupervisedActor):
         """Apply every job change (with its audit entry); written by the next ``_Flush``, or
         before returning when ``durable``."""
         updated = [job.model_copy(update=change) for job, change in changes]
-        entries = []
         for (job, _), new in zip(changes, updated, strict=True):
+            self.unsaved[str(new.key)] = new
             entry = audit
             if entry is None and new.state is not job.state:
                 entry = self._audit(new.state.value, job.key, error=new.last_error)
-            entries.append(entry)
-
-        for new, entry in zip(updated, entries, strict=True):
-            self.unsaved[str(new.key)] = new
             if entry is not None:
                 self.unsaved_audit.append(entry)
         if durable:

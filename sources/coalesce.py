@@ -57,6 +57,12 @@ class Coalescer(Generic[K, V]):
         self._leading = False
         self._cond = threading.Condition()
 
+    @property
+    def queued(self) -> int:
+        """Calls waiting for a batch to carry them."""
+        with self._cond:
+            return len(self._queue)
+
     def call(self, item: K) -> V:
         slot = _Slot(item)
         deadline = time.monotonic() + self.timeout_s

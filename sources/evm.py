@@ -697,6 +697,25 @@ class EvmClient:
         """``eth_call``; a revert raises ``RevertError`` with the decoded reason."""
         return bytes(self.request("eth_call", [_tx_params(tx), _block_id(block)], _hex_bytes))
 
+    def call_many(
+        self, txs: Sequence[dict[str, Any]], block: BlockId = "latest"
+    ) -> list[bytes | EvmError]:
+        """``eth_call`` of each of ``txs`` in JSON-RPC batches; each item's answer or its own
+        error (a revert is a ``RevertError``). A transport failure raises for the whole batch."""
+        results = self.batch(
+            [("eth_call", [_tx_params(tx), _block_id(block)]) for tx in txs], return_errors=True
+        )
+        out: list[bytes | EvmError] = []
+        for result in results:
+            if isinstance(result, EvmError):
+                out.append(result)
+                continue
+            try:
+                out.append(_hex_bytes(str(result)))
+            except ValueError as exc:
+                out.append(TransientError(f"malformed result of eth_call: {exc}"))
+        return out
+
     def estimate_gas(self, tx: dict[str, Any]) -> int:
         return self.request("eth_estimateGas", [_tx_params(tx)], _int)
 

@@ -21,7 +21,7 @@ from eth_abi.abi import decode, encode
 from eth_utils.abi import function_signature_to_4byte_selector
 
 from sources.coalesce import Coalescer
-from sources.evm import EvmClient
+from sources.evm import EvmClient, EvmError
 
 _PENDING = function_signature_to_4byte_selector("pending(address)")
 _DISPUTE_WINDOW = function_signature_to_4byte_selector("disputeWindow()")
@@ -100,28 +100,10 @@ class OracleClient:
                 del self._block_times[next(iter(self._block_times))]
             return block.timestamp
 
-    def _pending_batch(self, markets: list[str]) -> list[bytes | Exception]:
-        calls = [
-            (
-                "eth_call",
-                [{"to": self.address, "data": "0x" + self._pending_data(m).hex()}, "latest"],
-            )
-            for m in markets
-        ]
-        out: list[bytes | Exception] = []
-        for result in self.evm.batch(calls, return_errors=True):
-            if isinstance(result, Exception):
-                out.append(result)
-                continue
-            try:
-                out.append(bytes.fromhex(str(result).removeprefix("0x")))
-            except ValueError:
-                out.append(ValueError(f"eth_call returned no hex: {result!r:.80}"))
-        return out
-
-    @staticmethod
-    def _pending_data(market: str) -> bytes:
-        return _PENDING + encode(["address"], [market])
+    def _pending_batch(self, markets: list[str]) -> list[bytes | EvmError]:
+        return self.evm.call_many(
+            [{"to": self.address, "data": _PENDING + encode(["address"], [m])} for m in markets]
+        )
 
     def commit_call(self, market: str, outcome: int, data_hash: bytes) -> bytes:
         return _COMMIT + encode(["address", "uint8", "bytes32"], [market, outcome, data_hash])

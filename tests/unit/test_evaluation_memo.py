@@ -23,22 +23,11 @@ def test_the_same_window_over_the_same_bytes_is_measured_once(
 
     memo = MeasureMemo()
     monkeypatch.setattr(engine, "_MEMO", memo)
-    computed: list[object] = []
-    original = memo.get_or_compute
-
-    def counting(key: object, compute: object) -> object:
-        def wrapped() -> object:
-            computed.append(key)
-            return compute()  # type: ignore[operator]
-
-        return original(key, wrapped)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(memo, "get_or_compute", counting)
     pages = [raw_response(CANDLES, "candleSnapshot")]
     above = evaluate(market("kPEPE", WINDOW, op="GT", threshold=1538), pages)
     below = evaluate(market("kPEPE", WINDOW, op="LT", threshold=1538), list(pages))
     assert (above.value, above.outcome, below.outcome) == (Decimal("0.001539"), 1, 0)
-    assert len(computed) == 1
+    assert memo.computed == 1
 
 
 def test_other_bytes_are_measured_afresh() -> None:
