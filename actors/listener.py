@@ -4,14 +4,16 @@ Every ``poll_s`` of the clock::
 
     check the cursor's block is still canonical --no--> rewind to the fork point (reorg)
     scan (cursor, head - confirmations] in ranges  --node refuses the range--> halve it, retry
-    the range's logs -> decode -> ask the scheduler (MarketsDiscovered -> Ack, one durable txn)
+    the range's logs -> decode -> ask the scheduler, 250 at a time as they are decoded
+                                   (MarketsDiscovered -> Ack, one durable txn each)
                    `--> does not decode: audit entry + counter, go on
     then checkpoint the cursor (number, hash, and the recent hashes for the next reorg check)
 
 The cursor moves only after the scheduler acknowledged every market of the range, so a crash
 anywhere repeats a hand-off rather than losing one; the scheduler dedups by market key. A reorg
 deeper than the remembered hashes rewinds ``max_rewind`` blocks and rescans; ``Recover`` rebuilds
-the set of markets from the factory's own list (a new data directory, or a reorg deeper still).
+the set of markets from the factory's own list, 500 a page with one batch of reads each (a new
+data directory, or a reorg deeper still).
 Args: ``chain``; ``scheduler`` (name). Services: ``store``, ``evms`` and ``chains`` (by chain).
 """
 
@@ -38,8 +40,8 @@ from supervision import SupervisedActor
 
 log = logging.getLogger(__name__)
 RECENT_HASHES = 128
-HAND_OFF_BATCH = 1000
-"""Markets handed to the scheduler per ask: one durable transaction each."""
+HAND_OFF_BATCH = 250
+"""Markets handed to the scheduler per ask (one durable transaction each), as they are decoded."""
 ZERO_HASH = "0x" + "00" * 32
 _MARKET_COUNT = function_signature_to_4byte_selector("marketCount()")
 _ALL_MARKETS = function_signature_to_4byte_selector("allMarkets(uint256,uint256)")
@@ -70,7 +72,9 @@ class Listener(SupervisedActor):
         self.range = self.max_range
         self.cursor: Cursor | None = self.store.get("cursors", self.chain.encode(), Cursor)
         self.recent: dict[int, str] = dict(self.cursor.recent) if self.cursor else {}
-        self.stats = {"markets": 0, "bad_logs": 0, "reorgs": 0, "polls": 0, "errors": 0}
+        self.stats = dict.fromkeys(
+            ("markets", "hand_offs", "bad_logs", "reorgs", "polls", "errors"), 0
+        )
         self.head = 0
         self.halted = ""
         self.send_later(0, self.name, Tick(now=0))
@@ -126,21 +130,28 @@ class Listener(SupervisedActor):
                 raise
             self.range = max(1, self.range // 2)
             return False
-        found = [
-            market
-            for entry in sorted(logs, key=lambda x: (x.block_number, x.log_index))
-            if not entry.removed and (market := self._decode(entry)) is not None
-        ]
-        for start_at in range(0, len(found), HAND_OFF_BATCH):
-            batch = tuple(found[start_at : start_at + HAND_OFF_BATCH])
-            self.registry.ask(self.scheduler, MarketsDiscovered(markets=batch), timeout=60.0)
-            self.stats["markets"] += len(batch)
+        batch: list[MarketDiscovered] = []
+        for entry in sorted(logs, key=lambda x: (x.block_number, x.log_index)):
+            if not entry.removed and (market := self._decode(entry)) is not None:
+                batch.append(market)
+            if len(batch) == HAND_OFF_BATCH:  # the scheduler starts on these while we decode
+                self._hand_off(batch)
+                batch = []
+        if batch:
+            self._hand_off(batch)
         block = self.evm.get_block(end)
         if block is None:
             raise EvmError(f"block {end} vanished while scanning")
         self._advance(Cursor(chain=self.chain, block_number=end, block_hash=block.hash))
         self.range = min(self.max_range, self.range * 2)
         return True
+
+    def _hand_off(self, markets: list[MarketDiscovered]) -> None:
+        """Ask the scheduler to take ``markets`` (one durable transaction there)."""
+        found = MarketsDiscovered(markets=tuple(markets))
+        self.registry.ask(self.scheduler, found, timeout=60.0)
+        self.stats["markets"] += len(markets)
+        self.stats["hand_offs"] += 1
 
     def _decode(self, entry: Log) -> MarketDiscovered | None:
         """The market a log announces; an undecodable log is audited and counted instead."""
@@ -228,25 +239,32 @@ class Listener(SupervisedActor):
             (markets,) = decode(
                 ["address[]"], self.evm.call({"to": self.factory, "data": page_call})
             )
-            for market in markets:
-                raw = self.evm.call(
-                    {"to": self.factory, "data": _PARAMS_OF + encode(["address"], [market])}
-                )
+            calls = [
+                {"to": self.factory, "data": _PARAMS_OF + encode(["address"], [m])} for m in markets
+            ]
+            reads = self.evm.call_many(calls)
+            page: list[MarketDiscovered] = []
+            for market, raw in zip(markets, reads, strict=True):
+                if isinstance(raw, EvmError):
+                    raise raw
                 try:
                     spec = decode_market_params(raw)
                 except MarketAbiError as exc:
                     self.stats["bad_logs"] += 1
                     log.warning("listener %s: market %s: %s", self.chain, market, exc)
                     continue
-                found = MarketDiscovered(
-                    key=MarketKey(chain=self.chain, address=market),
-                    spec=spec,
-                    block_number=head.number,
-                    block_hash=head.hash,
-                    tx_hash=ZERO_HASH,
-                    log_index=0,
-                    via="recovery",
+                page.append(
+                    MarketDiscovered(
+                        key=MarketKey(chain=self.chain, address=market),
+                        spec=spec,
+                        block_number=head.number,
+                        block_hash=head.hash,
+                        tx_hash=ZERO_HASH,
+                        log_index=0,
+                        via="recovery",
+                    )
                 )
-                self.registry.ask(self.scheduler, found, timeout=30.0)
-                delivered += 1
+            if page:
+                self._hand_off(page)
+            delivered += len(page)
         return delivered

@@ -297,6 +297,10 @@ class Signer(SupervisedActor):
             "funded": None if self.balance_wei is None else not self.unfunded,
             "watched": len(self.watch),
             "last_error": self.last_error,
+            # the chain's client, shared with the listener and the resolvers: every request
+            # (retries included) and every one that failed
+            "rpc_requests": sum(node.calls for node in self.evm.health()),
+            "rpc_failures": sum(node.failures for node in self.evm.health()),
             **self.stats,
         }
 

@@ -71,6 +71,9 @@ class ChainConfig(Section):
     """The signing key of the runner on this chain."""
     rpc_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
     """Timeout of every JSON-RPC call."""
+    rpc_retries: Annotated[int, Field(ge=0, le=10)] = 2
+    """Further passes over the endpoints when all failed transiently (a 5xx, a dropped
+    connection, a timeout); a call then takes at most rpc_timeout_s x endpoints x (1 + this)."""
     poll_s: Annotated[float, Field(gt=0, le=600)] = 2.0
     """How often the listener and the signer look at the chain."""
     max_log_range: Annotated[int, Field(ge=1)] = 5_000

@@ -202,7 +202,13 @@ class Daemon:
         abis = all_abis()
         evms: dict[str, EvmClient] = {}
         for name, chain in config.chains.items():
-            evm = EvmClient(chain.rpc_urls, chain.chain_id, chain.rpc_timeout_s, abis=abis)
+            evm = EvmClient(
+                chain.rpc_urls,
+                chain.chain_id,
+                chain.rpc_timeout_s,
+                abis=abis,
+                retries=chain.rpc_retries,
+            )
             self._clients.append(evm)
             evm.verify()  # a node on another chain id is a configuration error
             evms[name] = evm

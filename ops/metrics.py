@@ -65,6 +65,10 @@ signer (chain: ["chain"], else the name after "signer:")
                                                               length of a list or dict)
   oracle_runner_signer_bumps_total{chain}            counter  ["bumps"]
   oracle_runner_wallet_balance_wei{chain}            gauge    ["balance_wei"]
+  oracle_runner_rpc_requests_total{chain}            counter  ["rpc_requests"] (the chain's
+                                                              EvmClient: every request, retries
+                                                              included)
+  oracle_runner_rpc_failures_total{chain}            counter  ["rpc_failures"] (of those, failed)
 
 price_cache
   oracle_runner_hyperliquid_requests_total{type,status} counter ["requests"]: {(type, status): n},

@@ -236,7 +236,7 @@ def listeners(snapshots: Snapshots, ctx: Context) -> list[Metric]:
 
 
 def signers(snapshots: Snapshots, ctx: Context) -> list[Metric]:
-    """Nonce, transactions in flight, bumps, balance, one series per chain."""
+    """Nonce, transactions in flight, bumps, balance, RPC requests and failures, per chain."""
     nonce = GaugeMetricFamily(P + "signer_nonce", "Next nonce of the signer.", labels=["chain"])
     flight = GaugeMetricFamily(
         P + "signer_in_flight_transactions", "Transactions sent, not final.", labels=["chain"]
@@ -246,6 +246,16 @@ def signers(snapshots: Snapshots, ctx: Context) -> list[Metric]:
     )
     balance = GaugeMetricFamily(
         P + "wallet_balance_wei", "Balance of the signer's account.", labels=["chain"]
+    )
+    requests = CounterMetricFamily(
+        P + "rpc_requests",
+        "JSON-RPC requests to the chain's nodes, retries included.",
+        labels=["chain"],
+    )
+    failures = CounterMetricFamily(
+        P + "rpc_failures",
+        "JSON-RPC requests that failed (transport, 5xx, malformed).",
+        labels=["chain"],
     )
     for name, snap in snapshots.get("signer", []):
         chain = [ctx.redact(str(snap.get("chain") or name.partition(":")[2]))]
@@ -257,11 +267,13 @@ def signers(snapshots: Snapshots, ctx: Context) -> list[Metric]:
             (flight, in_flight),
             (bumps, snap.get("bumps")),
             (balance, snap.get("balance_wei")),
+            (requests, snap.get("rpc_requests")),
+            (failures, snap.get("rpc_failures")),
         ):
             number = num(value)
             if number is not None:
                 family.add_metric(chain, number)
-    return [nonce, flight, bumps, balance]
+    return [nonce, flight, bumps, balance, requests, failures]
 
 
 def price_cache(snapshots: Snapshots, ctx: Context) -> list[Metric]:

@@ -15,7 +15,8 @@ Components, each ``ok``, ``fail`` or ``unknown`` (unknown never makes the daemon
   than ``running`` (syncing) or keys absent: unknown; no signer registered: unknown.
 - ``hyperliquid``: from ``price_cache``'s state: ``reachable`` false or ``breaker == "open"`` fails;
   absent: unknown.
-- ``lmdb``: a write transaction commits (a key put and deleted in ``meta``) and the map is below
+- ``lmdb``: a write transaction commits (a key put and deleted in ``meta``; at most once per
+  ``write_probe_every_s``, so a busy prober does not cost a sync per probe) and the map is below
   ``max_map_fill`` of its maximum size.
 
 Each check runs in its own daemon thread with a deadline: a slow actor or a stuck disk makes its
@@ -66,6 +67,7 @@ class ReadinessChecker:
         max_head_lag: int = 100,
         max_cursor_age_s: float = 300.0,
         max_map_fill: float = 0.95,
+        write_probe_every_s: float = 10.0,
     ) -> None:
         self.runtime = runtime
         self.store = store
@@ -76,6 +78,8 @@ class ReadinessChecker:
         self.max_head_lag = max_head_lag
         self.max_cursor_age_s = max_cursor_age_s
         self.max_map_fill = max_map_fill
+        self.write_probe_every_s = write_probe_every_s
+        self._written_at: float | None = None
         self._cursors: dict[str, _CursorSeen] = {}
         self._running: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
@@ -212,13 +216,18 @@ class ReadinessChecker:
             txn.put("meta", PROBE_KEY, SchemaVersion(version=0))
             txn.delete("meta", PROBE_KEY)
 
-        self.store.write(probe)
+        now = self.clock()
+        last = self._written_at
+        if last is None or not 0 <= now - last < self.write_probe_every_s:
+            self.store.write(probe)
+            self._written_at = last = now
         stats = self.store.stats()
         fill = stats.used_bytes / stats.max_map_size
         data = {"used_bytes": stats.used_bytes, "max_map_size": stats.max_map_size}
         if fill >= self.max_map_fill:
             return _fail("lmdb", f"map {fill:.0%} full", data)
-        return Component(name="lmdb", status=Health.OK, detail="writable", data=data)
+        detail = f"writable (written {now - last:.0f} s ago)" if now > last else "writable"
+        return Component(name="lmdb", status=Health.OK, detail=detail, data=data)
 
     def _state(self, name: str) -> Any:
         """The actor's state, or ``None`` if no such name is registered."""

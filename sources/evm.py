@@ -25,7 +25,9 @@ the same request cannot help), ``ConfigurationError`` (a node on the wrong chain
 
 Transport is httpx (one stack for single calls and batches, the same classification for both);
 ``eth_abi`` decodes reverts. Failover: a call tries the nodes in health order (fewest consecutive
-failures, then configuration order), each at most once, and returns the first answer. A node with
+failures, then configuration order), each at most once per pass, and returns the first answer;
+when every node failed transiently it makes up to ``retries`` (2) more passes after a short pause
+(``call_budget_s`` bounds the whole call). All our calls are safe to repeat. A node with
 ``failure_threshold`` consecutive failures rests for ``cooldown_s``; when every node rests, the one
 that recovers soonest is tried. Each node's ``eth_chainId`` is checked before its first use and
 after each rest; a node on another chain (a "lying node") is never used again, and when no node
@@ -401,6 +403,8 @@ class EvmClient:
         failure_threshold: int = 2,
         cooldown_s: float = 30.0,
         max_batch: int = 100,
+        retries: int = 2,
+        retry_pause_s: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not urls:
@@ -410,6 +414,8 @@ class EvmClient:
         self.failure_threshold = failure_threshold
         self.cooldown_s = cooldown_s
         self.max_batch = max_batch
+        self.retries = retries
+        self.retry_pause_s = retry_pause_s
         self._clock = clock
         self._errors = _ErrorBook(abis)
         self._nodes = [
@@ -542,33 +548,53 @@ class EvmClient:
             raise _NodeFailure(TransientError(f"{node.label}: {what}"))
         return data
 
+    @property
+    def call_budget_s(self) -> float:
+        """The longest one call can take: every node timing out on every pass, and the pauses."""
+        passes = self.retries + 1
+        pauses = sum(self._pause(n) for n in range(1, passes))
+        return self.timeout_s * len(self._nodes) * passes + pauses
+
+    def _pause(self, pass_no: int) -> float:
+        return min(self.retry_pause_s * 2 ** (pass_no - 1), 1.0)
+
     def _with_failover(self, attempt: Callable[[_Node], T]) -> T:
+        """``attempt`` on the nodes in health order until one answers; when every node failed
+        transiently, up to ``retries`` more passes after a short pause (all our calls are safe
+        to repeat: reads, and raw transactions, whose repeat is "already known")."""
         errors: list[EvmError] = []
-        for node in self._order():
-            try:
-                self._ensure_chain(node)
-                result = attempt(node)
-            except _NodeFailure as exc:
-                if not isinstance(exc.error, ConfigurationError) or node.wrong_chain_id is None:
-                    self._failed(node, exc.error)
-                errors.append(exc.error)
-                continue
-            except RpcError as exc:
-                if exc.failure is FailureClass.TRANSIENT:
-                    self._failed(node, exc)
-                    errors.append(exc)
+        for pass_no in range(self.retries + 1):
+            if pass_no:
+                time.sleep(self._pause(pass_no))
+            failed: list[EvmError] = []
+            for node in self._order():
+                try:
+                    self._ensure_chain(node)
+                    result = attempt(node)
+                except _NodeFailure as exc:
+                    if not isinstance(exc.error, ConfigurationError) or node.wrong_chain_id is None:
+                        self._failed(node, exc.error)
+                    failed.append(exc.error)
                     continue
-                self._succeeded(node)  # the node answered; the request was the problem
-                raise
-            self._succeeded(node)
-            return result
+                except RpcError as exc:
+                    if exc.failure is FailureClass.TRANSIENT:
+                        self._failed(node, exc)
+                        failed.append(exc)
+                        continue
+                    self._succeeded(node)  # the node answered; the request was the problem
+                    raise
+                self._succeeded(node)
+                return result
+            errors += failed
+            if not failed or any(e.failure is not FailureClass.TRANSIENT for e in failed):
+                break  # another pass cannot help
         config = [e for e in errors if isinstance(e, ConfigurationError)]
         if config and len(config) == len(errors):
-            raise ConfigurationError("; ".join(str(e) for e in config))
+            raise ConfigurationError("; ".join(dict.fromkeys(str(e) for e in config)))
         last = errors[-1] if errors else TransientError("no RPC node available")
         if isinstance(last, RpcError):
             raise last
-        raise TransientError("; ".join(str(e) for e in errors)) from last
+        raise TransientError("; ".join(dict.fromkeys(str(e) for e in errors))) from last
 
     def _error(self, method: str, err: Any) -> RpcError:
         if not isinstance(err, dict):

@@ -53,7 +53,7 @@ class OracleClient:
         self._reads: Coalescer[str, bytes] = Coalescer(self._pending_batch)
         if evm is not None:  # (calldata-only users pass no client)
             self._reads.max_batch = evm.max_batch
-            self._reads.timeout_s = evm.timeout_s * (len(evm.health()) + 1)  # every node once
+            self._reads.timeout_s = evm.call_budget_s + evm.timeout_s  # the leader's call, and some
         self._time_lock = threading.Lock()
         self._time: tuple[float, int] | None = None
         self._block_times: dict[str, int] = {}

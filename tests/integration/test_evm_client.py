@@ -86,6 +86,32 @@ def test_failover_past_5xx_and_preference_for_the_healthy(
         assert rpc_proxy.stats()["requests"] == 1  # the failed node went to the back
 
 
+def test_a_flaky_node_is_asked_again_within_the_retry_budget(rpc_proxy: RpcProxy) -> None:
+    with EvmClient([rpc_proxy.url], 31337, timeout_s=2.0, retries=8, retry_pause_s=0.001) as c:
+        c.verify()
+        rpc_proxy.set_faults(error_rate=0.3)
+        assert all(c.block_number() == 0 for _ in range(30))  # each fails with p = 0.3**9
+    assert rpc_proxy.stats()["error_5xx"] > 0
+
+
+def test_retries_are_bounded_and_only_for_transient_failures(
+    rpc_proxy: RpcProxy, anvil: Anvil
+) -> None:
+    with EvmClient([rpc_proxy.url], 31337, timeout_s=2.0, retries=2) as client:
+        client.verify()
+        rpc_proxy.set_faults(error_rate=1.0)
+        rpc_proxy.reset_stats()
+        with pytest.raises(TransientError) as err:
+            client.block_number()
+        assert rpc_proxy.stats()["requests"] == 3  # three passes (the third re-checks the chain id)
+        assert str(err.value).count("HTTP 503") == 1  # the same failure is named once
+        assert client.call_budget_s == pytest.approx(2.0 * 3 + 0.05 + 0.1)
+    with EvmClient([anvil.rpc_url], 31337, timeout_s=2.0, retries=2) as client:
+        with pytest.raises(RevertError):  # the node answered: asking again cannot help
+            client.call({"data": reverting_init_code(b"")})
+        assert client.health()[0].calls == 2  # eth_chainId, then the one eth_call
+
+
 def test_lying_node_is_refused(start_anvil: Callable[..., Anvil], anvil: Anvil) -> None:
     liar = start_anvil(chain_id=999)
     with EvmClient([liar.rpc_url], 31337, timeout_s=2.0) as client:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from web3 import Web3
 
+import actors.listener as listener_module
 from actors.listener import Listener, Recover
 from actors.scheduler import Scheduler
 from devnet.anvil import Anvil
@@ -96,6 +97,22 @@ def test_every_market_reaches_the_scheduler_once(
     with listening(tmp_path / "d", anvil.rpc_url, deployment) as rt:
         assert poll(rt)["markets"] == 0
         assert jobs(rt) == created | more
+
+
+def test_a_large_range_is_handed_off_in_batches(
+    tmp_path: Path,
+    anvil: Anvil,
+    w3: Web3,
+    deployment: Deployment,
+    make_spec: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(listener_module, "HAND_OFF_BATCH", 2)
+    created = create(w3, deployment, make_spec(), 5)
+    with listening(tmp_path / "d", anvil.rpc_url, deployment) as rt:
+        state = poll(rt)
+        assert jobs(rt) == created
+        assert (state["markets"], state["hand_offs"]) == (5, 3)  # 2 + 2 + 1, one range
 
 
 def test_confirmations_hold_back_the_newest_blocks(

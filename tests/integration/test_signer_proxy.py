@@ -56,6 +56,7 @@ def test_thirty_percent_rpc_faults_lose_no_intent(
             abis=all_abis(),
             cooldown_s=0.2,
             max_batch=20,
+            retries=0,  # every fault reaches the signer: its own handling is what is tested
         )
         try:
             with Store.open(tmp_path / "data") as store:

@@ -27,7 +27,8 @@ SNAPSHOTS: dict[str, Mapping[str, Any]] = {
     "listener:dev": {"chain": "dev", "head": 120, "cursor": 100, "range": 500, "polls": 9,
                      "errors": 1, "bad_logs": 2, "reorgs": 0, "markets": 5, "halted": ""},
     "signer:dev": {"chain": "dev", "nonce": 42, "in_flight": ["0xa", "0xb"], "bumps": 3,
-                   "balance_wei": 10**18, "key": "0x" + SECRET},
+                   "balance_wei": 10**18, "rpc_requests": 90, "rpc_failures": 7,
+                   "key": "0x" + SECRET},
     "price_cache": {
         "requests": {("candleSnapshot", "200"): 7, ("candleSnapshot", "429"): 1,
                      (SECRET, "200"): 1},
@@ -83,6 +84,8 @@ def test_a_scrape_reads_runtime_scheduler_actors_and_store(tmp_path: Path) -> No
     assert value(body, "oracle_runner_signer_in_flight_transactions", chain="dev") == 2
     assert value(body, "oracle_runner_signer_bumps_total", chain="dev") == 3
     assert value(body, "oracle_runner_wallet_balance_wei", chain="dev") == 1e18
+    assert value(body, "oracle_runner_rpc_requests_total", chain="dev") == 90
+    assert value(body, "oracle_runner_rpc_failures_total", chain="dev") == 7
     assert value(body, "oracle_runner_hyperliquid_requests_total",
                  type="candleSnapshot", status="429") == 1  # fmt: skip
     assert value(body, "oracle_runner_hyperliquid_requests_total",

@@ -151,3 +151,23 @@ def test_a_closed_store_fails_lmdb(tmp_path: Path) -> None:
         lmdb = next(c for c in verdict.components if c.name == "lmdb")
         assert lmdb.status is Health.FAIL and "closed" in lmdb.detail
         assert store.get("meta", b"ops.readyz.probe") is None  # the probe leaves nothing
+
+
+def test_the_lmdb_write_probe_runs_at_most_once_per_interval(tmp_path: Path) -> None:
+    with runtime(tmp_path) as (rt, store, _):
+        now = [1000.0]
+        checker = ReadinessChecker(rt, store, ["a"], clock=lambda: now[0], write_probe_every_s=10)
+
+        def lmdb_probe() -> tuple[Health, int]:
+            before = store.stats().transactions
+            verdict = checker.check()
+            lmdb = next(c for c in verdict.components if c.name == "lmdb")
+            return lmdb.status, store.stats().transactions - before
+
+        assert lmdb_probe() == (Health.OK, 1)
+        now[0] += 9
+        assert lmdb_probe() == (Health.OK, 0)  # written 9 s ago: no new write
+        now[0] += 1
+        assert lmdb_probe() == (Health.OK, 1)
+        now[0] -= 60  # the wall clock stepped back: written "in the future" is not trusted
+        assert lmdb_probe() == (Health.OK, 1)
