@@ -29,7 +29,9 @@ Args (all optional): ``weight_per_minute`` (1200), ``headroom_pct`` (10), ``live
 ``breaker_failures`` (5), ``breaker_cooldown_s`` (30), ``closed_margin_s`` (60: how long after its
 end a history request counts as closed), ``queue_timeout_s`` (120), ``queue_limit`` (10000 per
 source), ``cache_entries`` (10000, LRU), ``max_pages`` (100). Services: ``extra["hl_clients"]``,
-a list of ``HyperliquidClient``: the primary, then at most one fallback.
+a list of ``HyperliquidClient``: the primary, then at most one fallback; ``extra["store"]``
+(optional): each source's weight spent in the last minute is written there (``meta``, at most
+once a second and at stop) and read back at start, so a restarted runner keeps to the limit.
 """
 
 from __future__ import annotations
@@ -48,12 +50,14 @@ import pykka
 from protocol.evaluation import EvaluationError, evaluate, next_page, plan
 from protocol.hyperliquid import InfoRequest, RawResponse
 from protocol.messages import DataAnswer, DataFailed, DataQuery, FailureClass
+from protocol.records import WeightLedger
 from protocol.spec import MarketSpec, OracleSpec, Subject, Window
 from sources.circuit import BreakerState, CircuitBreaker, Ticket
 from sources.hl_weights import base_weight, response_weight
 from sources.http_errors import PermanentSourceError, TransientSourceError
 from sources.hyperliquid import HyperliquidClient
 from sources.weight_budget import WeightBudget
+from storage import StorageError, Store, Txn
 from supervision import SupervisedActor
 
 log = logging.getLogger(__name__)
@@ -63,6 +67,8 @@ HISTORY_TYPES = frozenset({"candleSnapshot", "fundingHistory", "userFillsByTime"
 """Request types over a time range: once the range is closed, their answer never changes."""
 
 TRANSIENT, PERMANENT = FailureClass.TRANSIENT, FailureClass.PERMANENT
+LEDGER_SAVE_EVERY_S = 1.0
+"""How often, at most, the weight spent is written to LMDB (a crash forgets at most this much)."""
 
 
 # --- the actor's own messages ---------------------------------------------------------------
@@ -80,6 +86,13 @@ class _PageDone:
     failure: _Failure | None
     client_spent: int
     """The client's total weight spent, read after this call (retries included)."""
+
+
+@dataclass(frozen=True)
+class _SaveLedgers:
+    """A timer: write the sources' weight ledgers (at most every ``LEDGER_SAVE_EVERY_S``)."""
+
+    kind: ClassVar[str] = "price_cache_save_ledgers"
 
 
 @dataclass(frozen=True)
@@ -111,6 +124,10 @@ class PriceCache(SupervisedActor):
         self.in_flight = 0
         self.counts: Counter[str] = Counter()
         self.pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix=f"{self.name}-io")
+        self.store: Store | None = self.services.extra.get("store")
+        self.saved: dict[str, tuple[tuple[int, int], ...]] = {}
+        self.save_due = False
+        self._restore_ledgers()
 
     def handle(self, message: Any) -> Any:
         match message:
@@ -122,16 +139,69 @@ class PriceCache(SupervisedActor):
                 if name in self.by_name:
                     self.by_name[name].timer_due = None
                 self._pump()
+            case _SaveLedgers():
+                self.save_due = False
+                self._save_ledgers()
+                return None
             case _:
                 return self.unhandled(message)
+        if self.store is not None and not self.save_due:
+            self.save_due = True
+            self.send_later(LEDGER_SAVE_EVERY_S, self.name, _SaveLedgers())
         return None
 
     def terminate(self) -> None:
-        """Stop the pool without waiting: a call in flight ends within its client's timeouts and
-        its report goes nowhere; queries not answered are retried by their resolvers."""
+        """Save the weight ledgers; stop the pool without waiting: a call in flight ends within
+        its client's timeouts and its report goes nowhere; queries not answered are retried by
+        their resolvers."""
         pool = getattr(self, "pool", None)
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+        if getattr(self, "store", None) is not None:
+            self._save_ledgers()
+
+    # --- the weight ledgers: a restart keeps to the minute the last process spent ---------
+
+    def _restore_ledgers(self) -> None:
+        if self.store is None:
+            return
+        now = self.clock.now()
+        for source in self.sources:
+            try:
+                saved = self.store.get("meta", _ledger_key(source), WeightLedger)
+            except StorageError as exc:  # a bad stored value: start counting afresh, say so
+                log.warning("%s: weight ledger of %s not read: %s", self.name, source.name, exc)
+                continue
+            if saved is not None:
+                restored = source.budget.restore(saved.spent, now)
+                self.saved[source.name] = saved.spent
+                if restored:
+                    log.info("%s: %s spent %d weight this minute", self.name, source.name, restored)
+
+    def _save_ledgers(self) -> None:
+        """Write each source's ledger that changed since it was last written."""
+        assert self.store is not None
+        now = self.clock.now()
+        puts = []
+        for source in self.sources:
+            ledger = source.budget.ledger(now)
+            if ledger != self.saved.get(source.name, ()):
+                record = WeightLedger(url=source.client.url, spent=ledger)
+                puts.append((source, ledger, record))
+        if not puts:
+            return
+
+        def save(txn: Txn) -> None:
+            for source, _, record in puts:
+                txn.put("meta", _ledger_key(source), record)
+
+        try:
+            self.store.write(save)
+        except StorageError as exc:  # only advisory: the next save tries again
+            log.warning("%s: weight ledgers not saved: %s", self.name, exc)
+            return
+        for source, ledger, _ in puts:
+            self.saved[source.name] = ledger
 
     # --- a query arrives -------------------------------------------------------------------
 
@@ -522,6 +592,10 @@ class _Pages:
                 found = _Failure.of_evaluation(exc)
             self.values[key] = found
         return found
+
+
+def _ledger_key(source: _Source) -> bytes:
+    return f"price_cache.weight.{source.client.url}".encode()
 
 
 _Outcome = _Pages | _Failure

@@ -112,11 +112,21 @@ class SchemaVersion(Frozen):
     version: Annotated[int, Field(ge=0)]
 
 
+class WeightLedger(Frozen):
+    """The weight a Hyperliquid source was charged in the last minute, per whole second (the
+    second rounded up), kept in ``meta`` so that a restarted runner still keeps to the limit."""
+
+    url: str
+    spent: tuple[tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(gt=0)]], ...] = ()
+    """``(epoch second, weight)``, oldest first."""
+
+
 register(AuditEntry, kind="audit_entry")
 register(Cursor, kind="cursor")
 register(Job, kind="job")
 register(Resolution, kind="resolution")
 register(SchemaVersion, kind="schema_version")
+register(WeightLedger, kind="weight_ledger")
 register(MarketSpec, kind="market_spec")
 register(ChildSpec, kind="child_spec")
 register(SupervisorSpec, kind="supervisor_spec")

@@ -17,14 +17,18 @@ turns out to cost beyond that (per item returned) is charged after the response:
     >>> budget.take(60.0)
     'c'
 
+``ledger(now)`` is the window's spending per whole second, to save; ``restore`` puts a saved one
+back into a new budget (a restarted process), without counting it in ``charged_total``.
+
 Waiting items leave the queue in order: a head that does not fit holds back the rest. ``expire``
 drops items that waited too long, ``enqueue`` refuses past ``max_queue``, so no wait is unbounded.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -103,6 +107,27 @@ class WeightBudget(Generic[T]):
         missing = total - self.charged_total
         self.charge(missing, now)
         return max(0, missing)
+
+    def ledger(self, now: float) -> tuple[tuple[int, int], ...]:
+        """The weight spent in the window ending at ``now``, summed per second (each entry's time
+        rounded up, so a restored entry rolls out no earlier than the real one)."""
+        self._roll(now)
+        per_second: dict[int, int] = {}
+        for t, weight in self._spent:
+            second = math.ceil(t)
+            per_second[second] = per_second.get(second, 0) + weight
+        return tuple(per_second.items())
+
+    def restore(self, ledger: Iterable[tuple[float, int]], now: float) -> int:
+        """Count a saved ledger's spending that is still in the window (a time in the future is
+        taken as ``now``); returns the weight restored. Call it before anything is charged."""
+        if self._spent:
+            raise ValueError("restore a ledger into a budget that has charged nothing yet")
+        kept = sorted(
+            (min(float(t), now), int(w)) for t, w in ledger if w > 0 and t > now - self.window_s
+        )
+        self._spent.extend(kept)
+        return sum(w for _, w in kept)
 
     def _roll(self, now: float) -> None:
         while self._spent and self._spent[0][0] <= now - self.window_s:

@@ -13,6 +13,7 @@ import contextlib
 import json
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,10 +25,12 @@ from devnet.hl_sim.generate import HOUR_MS
 from protocol.evaluation import EvaluationError, evaluate, plan
 from protocol.hyperliquid import RawResponse
 from protocol.messages import DataAnswer, DataFailed, DataQuery, FailureClass
+from protocol.records import SchemaVersion, WeightLedger
 from protocol.spec import MarketSpec
 from protocol.supervision import ChildSpec, SupervisorSpec
 from sources.hl_retry import RetryPolicy
 from sources.hyperliquid import HyperliquidClient
+from storage import Store
 from supervision import ManualClock, Runtime, SupervisedActor
 from tests.fixtures import interaction, market
 
@@ -113,7 +116,7 @@ def clients() -> Iterator[Callable[..., HyperliquidClient]]:
 
 @contextlib.contextmanager
 def running(
-    hl_clients: list[HyperliquidClient], clock: ManualClock, **args: Any
+    hl_clients: list[HyperliquidClient], clock: ManualClock, store: Store | None = None, **args: Any
 ) -> Iterator[Runtime]:
     tree = SupervisorSpec(
         children=(
@@ -122,7 +125,10 @@ def running(
         )
     )
     types = {"price_cache": PriceCache, "requester": Requester}
-    with Runtime(tree, actor_types=types, clock=clock, extra={"hl_clients": hl_clients}) as rt:
+    extra: dict[str, Any] = {"hl_clients": hl_clients}
+    if store is not None:
+        extra["store"] = store
+    with Runtime(tree, actor_types=types, clock=clock, extra=extra) as rt:
         yield rt
 
 
@@ -299,6 +305,55 @@ def test_the_budget_queues_instead_of_earning_a_429(
     assert upstream(sim, status=429) == 0
     assert upstream(sim, "candleSnapshot", 200) == 12 == state["upstream_requests"]
     assert state["queued"] == 0
+
+
+def test_a_restart_keeps_to_the_minute_the_last_process_spent(
+    sims: Callable[..., HlSimulator],
+    clients: Callable[..., HyperliquidClient],
+    gen1: Dataset,
+    tmp_path: Path,
+) -> None:
+    """Four candle requests (80 of the budget's 90) before a stop; after the restart (new
+    clients, new actor, the same LMDB) the next four wait for that minute to roll out."""
+    clock = ManualClock(start=T0 + GEN_DAYS * DAY_S)
+    sim = sims(gen1, clock=sim_clock(clock), weight_limit=100)
+    args = {"weight_per_minute": 100, "headroom_pct": 10, "queue_timeout_s": 600}
+    with Store.open(tmp_path / "data") as store:
+        with running([clients(sim.url, clock)], clock, store, **args) as rt:
+            for i in range(4):
+                send(rt, f"q{i}", price(i + 1))
+            replies(rt, 4)
+        clock.advance(5)
+        with running([clients(sim.url, clock)], clock, store, **args) as rt:
+            assert rt.state("price_cache")["weight_in_window"] == 80
+            for i in range(4, 8):
+                send(rt, f"q{i}", price(i + 1))
+            rt.wait_for(lambda: rt.state("price_cache")["queued"] == 4)
+            clock.advance(55)  # the first minute rolls out
+            got = replies(rt, 4)
+        saved = store.get("meta", f"price_cache.weight.{sim.url}/info".encode(), WeightLedger)
+    assert all(isinstance(g, DataAnswer) for g in got.values())
+    assert upstream(sim, status=429) == 0
+    assert saved is not None and sum(w for _, w in saved.spent) == 80  # the second minute's
+
+
+def test_a_saved_ledger_that_does_not_decode_is_ignored(
+    sims: Callable[..., HlSimulator],
+    clients: Callable[..., HyperliquidClient],
+    gen1: Dataset,
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock(start=T0 + GEN_DAYS * DAY_S)
+    sim = sims(gen1, clock=sim_clock(clock))
+    with Store.open(tmp_path / "data") as store:
+        store.put("meta", f"price_cache.weight.{sim.url}/info".encode(), SchemaVersion(version=1))
+        with running([clients(sim.url, clock)], clock, store) as rt:
+            assert rt.state("price_cache")["weight_in_window"] == 0
+            send(rt, "q", price(1))
+            assert answer(rt, "q").value is not None
+            assert rt.restarts("price_cache") == 0
+        saved = store.get("meta", f"price_cache.weight.{sim.url}/info".encode(), WeightLedger)
+    assert saved is not None and sum(w for _, w in saved.spent) == 20  # replaced at stop
 
 
 def test_without_the_budget_the_same_load_earns_429s(

@@ -78,6 +78,22 @@ def test_catch_up_charges_only_what_is_missing() -> None:
     assert budget.spent(2.0) == 60 and budget.charged_total == 60
 
 
+def test_a_saved_ledger_restores_what_is_still_in_the_window() -> None:
+    spent: WeightBudget[str] = WeightBudget(capacity=100)
+    spent.charge(20, now=100.2)
+    spent.charge(5, now=100.9)
+    spent.charge(30, now=130.0)
+    ledger = spent.ledger(now=131.0)
+    assert ledger == ((101, 25), (130, 30))  # per second, rounded up: never rolls out early
+    fresh: WeightBudget[str] = WeightBudget(capacity=100)
+    assert fresh.restore((*ledger, (79, 7), (10**12, 4)), now=140.0) == 59  # 79 rolled out
+    assert fresh.charged_total == 0  # restored weight is not this process's spending
+    assert fresh.spent(140.0) == 59 and fresh.wait_s(50, now=140.0) == 101 + 60 - 140
+    assert fresh.spent(161.0) == 34 and fresh.spent(200.0) == 0  # the future one came as now
+    with pytest.raises(ValueError, match="charged nothing"):
+        spent.restore(ledger, now=131.0)
+
+
 def test_an_item_heavier_than_the_capacity_goes_alone_into_an_empty_window() -> None:
     budget: WeightBudget[str] = WeightBudget(capacity=50)
     budget.charge(10, now=0.0)
