@@ -39,10 +39,10 @@ def _jobs_after(
     store: Store, chain: str | None, after: str | None, keep: Callable[[Job], bool], limit: int
 ) -> tuple[list[Job], str | None]:
     prefix = f"{chain}:".encode() if chain else b""
-    start = after.encode() if after else b""
+    start = after.encode() if after else None
     found: list[Job] = []
-    for key, job in store.items("jobs", prefix, expect=Job):
-        if key <= start or not keep(job):
+    for _, job in store.items("jobs", prefix, after=start, expect=Job):
+        if not keep(job):
             continue
         if len(found) == limit:
             return found, str(found[-1].key)

@@ -255,6 +255,7 @@ class Store:
         db: Database,
         prefix: bytes = b"",
         *,
+        after: bytes | None = None,
         on_bad_value: BadValueHandler | None = None,
     ) -> Iterator[tuple[bytes, BaseModel]]: ...
     @overload
@@ -263,6 +264,7 @@ class Store:
         db: Database,
         prefix: bytes = b"",
         *,
+        after: bytes | None = None,
         expect: type[M],
         on_bad_value: BadValueHandler | None = None,
     ) -> Iterator[tuple[bytes, M]]: ...
@@ -271,10 +273,12 @@ class Store:
         db: Database,
         prefix: bytes = b"",
         *,
+        after: bytes | None = None,
         expect: type[M] | None = None,
         on_bad_value: BadValueHandler | None = None,
     ) -> Iterator[tuple[bytes, BaseModel]]:
-        """``(key, model)`` of ``db`` whose key starts with ``prefix``, in key order.
+        """``(key, model)`` of ``db`` whose key starts with ``prefix`` (and, given ``after``, is
+        greater than it: a page's last key starts the next page), in key order.
 
         A value that does not decode (or is not an ``expect``) is skipped: it is counted in
         ``bad_values`` and reported to ``on_bad_value`` (default: the store's handler, else a
@@ -282,7 +286,7 @@ class Store:
         batch in its own short read transaction, so a long iteration never holds up a map resize
         and may see writes committed while it runs (each key at most once, in order).
         """
-        for key, buf in self.raw_items(db, prefix):
+        for key, buf in self.raw_items(db, prefix, after=after):
             try:
                 model: BaseModel = decode_value(self.codec, db, key, buf, expect)
             except StoredValueError as exc:
@@ -290,12 +294,15 @@ class Store:
                 continue
             yield key, model
 
-    def raw_items(self, db: Database, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
-        """``(key, stored bytes)`` of ``db`` whose key starts with ``prefix``, in key order,
-        undecoded: for a reader that needs a few fields of many values (``decode_value`` or
-        ``items`` report a bad one). Read in batches, as ``items``."""
+    def raw_items(
+        self, db: Database, prefix: bytes = b"", *, after: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """``(key, stored bytes)`` of ``db`` whose key starts with ``prefix`` (and is greater
+        than ``after``), in key order, undecoded: for a reader that needs a few fields of many
+        values (``decode_value`` or ``items`` report a bad one). Read in batches, as ``items``."""
         handle = self._handles[db]
-        after: bytes | None = None
+        if after is not None and after < prefix:
+            after = None  # every key with the prefix is greater
         while True:
             chunk: list[tuple[bytes, bytes]] = []
             with self._gate.shared(), self._require_env().begin() as txn:

@@ -105,6 +105,13 @@ def test_items_in_key_order_with_prefix_across_batches(tmp_path: Path) -> None:
         assert [k for k, _ in store.items("jobs")][:2] == [b"0", b"a:00000"]
         assert list(store.items("jobs", b"zzz")) == []
         assert store.count("jobs") == 602
+        # paging: strictly after a key, whether or not it is stored, within the prefix
+        page = [k for k, _ in store.items("jobs", b"a:", after=b"a:00297", expect=Cursor)]
+        assert page == [b"a:%05d" % i for i in range(298, 600)]
+        assert next(k for k, _ in store.raw_items("jobs", b"a:", after=b"a:00297x")) == b"a:00298"
+        assert [k for k, _ in store.items("jobs", after=b"a:00599")] == [b"b:1"]
+        assert len(list(store.raw_items("jobs", b"a:", after=b"0"))) == 600  # before the prefix
+        assert list(store.raw_items("jobs", b"a:", after=b"a:00599")) == []
 
 
 @pytest.mark.timeout(30)
