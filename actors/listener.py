@@ -4,7 +4,7 @@ Every ``poll_s`` of the clock::
 
     check the cursor's block is still canonical --no--> rewind to the fork point (reorg)
     scan (cursor, head - confirmations] in ranges  --node refuses the range--> halve it, retry
-    the range's logs -> decode -> ask the scheduler, 250 at a time as they are decoded
+    the range's logs -> decode -> ask the scheduler, 1000 at a time as they are decoded
                                    (MarketsDiscovered -> Ack, one durable txn each)
                    `--> does not decode: audit entry + counter, go on
     then checkpoint the cursor (number, hash, and the recent hashes for the next reorg check)
@@ -40,7 +40,7 @@ from supervision import SupervisedActor
 
 log = logging.getLogger(__name__)
 RECENT_HASHES = 128
-HAND_OFF_BATCH = 250
+HAND_OFF_BATCH = 1000
 """Markets handed to the scheduler per ask (one durable transaction each), as they are decoded."""
 ZERO_HASH = "0x" + "00" * 32
 _MARKET_COUNT = function_signature_to_4byte_selector("marketCount()")
