@@ -26,13 +26,13 @@ the same request cannot help), ``ConfigurationError`` (a node on the wrong chain
 Transport is httpx (one stack for single calls and batches, the same classification for both);
 ``eth_abi`` decodes reverts. Failover: a call tries the nodes in health order (fewest consecutive
 failures, then configuration order), each at most once per pass, and returns the first answer;
-when every node failed transiently it makes up to ``retries`` (2) more passes after a short pause
-(``call_budget_s`` bounds the whole call). All our calls are safe to repeat. A node with
-``failure_threshold`` consecutive failures rests for ``cooldown_s``; when every node rests, the one
-that recovers soonest is tried. Each node's ``eth_chainId`` is checked before its first use and
-after each rest; a node on another chain (a "lying node") is never used again, and when no node
-is left the call raises ``ConfigurationError``. URLs are shown only as scheme://host:port, because
-provider URLs often carry an API key in the path.
+when every node failed, one of them transiently, it makes up to ``retries`` (2) more passes after
+a short pause (``call_budget_s`` bounds the whole call). All our calls are safe to repeat. A
+node with ``failure_threshold`` consecutive failures rests for ``cooldown_s``; when every node
+rests, the one that recovers soonest is tried. Each node's ``eth_chainId`` is checked before its
+first use and after each rest; a node on another chain (a "lying node") is never used again, and
+when no node is left the call raises ``ConfigurationError``. URLs are shown only as
+scheme://host:port, because provider URLs often carry an API key in the path.
 """
 
 from __future__ import annotations
@@ -559,9 +559,9 @@ class EvmClient:
         return min(self.retry_pause_s * 2 ** (pass_no - 1), 1.0)
 
     def _with_failover(self, attempt: Callable[[_Node], T]) -> T:
-        """``attempt`` on the nodes in health order until one answers; when every node failed
-        transiently, up to ``retries`` more passes after a short pause (all our calls are safe
-        to repeat: reads, and raw transactions, whose repeat is "already known")."""
+        """``attempt`` on the nodes in health order until one answers; when every node failed and
+        one of them transiently, up to ``retries`` more passes after a short pause (all our calls
+        are safe to repeat: reads, and raw transactions, whose repeat is "already known")."""
         errors: list[EvmError] = []
         for pass_no in range(self.retries + 1):
             if pass_no:
@@ -586,8 +586,8 @@ class EvmClient:
                 self._succeeded(node)
                 return result
             errors += failed
-            if not failed or any(e.failure is not FailureClass.TRANSIENT for e in failed):
-                break  # another pass cannot help
+            if not any(e.failure is FailureClass.TRANSIENT for e in failed):
+                break  # no node failed in a way that another pass could cure
         config = [e for e in errors if isinstance(e, ConfigurationError)]
         if config and len(config) == len(errors):
             raise ConfigurationError("; ".join(dict.fromkeys(str(e) for e in config)))

@@ -112,6 +112,18 @@ def test_retries_are_bounded_and_only_for_transient_failures(
         assert client.health()[0].calls == 2  # eth_chainId, then the one eth_call
 
 
+def test_a_pass_with_a_transient_failure_is_retried_even_beside_a_lying_node(
+    start_anvil: Callable[..., Anvil], rpc_proxy: RpcProxy
+) -> None:
+    liar = start_anvil(chain_id=999)
+    with EvmClient([liar.rpc_url, rpc_proxy.url], 31337, timeout_s=2.0, retries=2) as client:
+        rpc_proxy.set_faults(error_rate=1.0)
+        with pytest.raises(TransientError):
+            client.block_number()
+        assert rpc_proxy.stats()["requests"] == 3  # the flaky node, on each of three passes
+        assert client.health()[0].wrong_chain_id == 999 and client.health()[0].calls == 1
+
+
 def test_lying_node_is_refused(start_anvil: Callable[..., Anvil], anvil: Anvil) -> None:
     liar = start_anvil(chain_id=999)
     with EvmClient([liar.rpc_url], 31337, timeout_s=2.0) as client:
