@@ -201,10 +201,8 @@ class Signer(SupervisedActor):
                 self.stats["confirmed" if intent.state is IntentState.CONFIRMED else "failed"] += 1
                 if intent.inclusion is not None:
                     watched.append(intent)
-        for _, attempt in self.store.items("txs", attempts_prefix(self.chain), expect=TxAttempt):
-            live = self.live.get(attempt.intent_id)
-            if live is not None and live.intent.nonce == attempt.nonce:
-                live.attempts.append(attempt)
+        for live in self.live.values():  # the attempts of live intents only, by their nonce
+            live.attempts = self._stored_attempts(live.intent)
         for intent_id, live in list(self.live.items()):
             if live.intent.state is IntentState.PENDING and not live.attempts:
                 log.error("%s: %s is pending without attempts; queued again", self.name, intent_id)
@@ -226,6 +224,17 @@ class Signer(SupervisedActor):
             self.stats["failed"],
             self.nonces.next_nonce if self.nonces else "new",
         )
+
+    def _stored_attempts(self, intent: TxIntent) -> list[TxAttempt]:
+        """The attempts persisted for ``intent``, in ``seq`` order (a filler may share a nonce)."""
+        if intent.nonce is None:
+            return []
+        at_nonce = attempts_prefix(self.chain, intent.nonce)
+        return [
+            attempt
+            for _, attempt in self.store.items("txs", at_nonce, expect=TxAttempt)
+            if attempt.intent_id == intent.intent_id
+        ]
 
     def _sync(self) -> None:
         """Reconcile the counter with the chain, then re-broadcast what is in flight."""
