@@ -168,7 +168,7 @@ class PriceCache(SupervisedActor):
         now = self.clock.now()
         for source in self.sources:
             try:
-                saved = self.store.get("meta", _ledger_key(source), WeightLedger)
+                saved = self.store.get("meta", ledger_key(source.client.url), WeightLedger)
             except StorageError as exc:  # a bad stored value: start counting afresh, say so
                 log.warning("%s: weight ledger of %s not read: %s", self.name, source.name, exc)
                 continue
@@ -193,7 +193,7 @@ class PriceCache(SupervisedActor):
 
         def save(txn: Txn) -> None:
             for source, _, record in puts:
-                txn.put("meta", _ledger_key(source), record)
+                txn.put("meta", ledger_key(source.client.url), record)
 
         try:
             self.store.write(save)
@@ -594,8 +594,9 @@ class _Pages:
         return found
 
 
-def _ledger_key(source: _Source) -> bytes:
-    return f"price_cache.weight.{source.client.url}".encode()
+def ledger_key(url: str) -> bytes:
+    """Where the weight ledger of the source at ``url`` (its client's URL) is kept in ``meta``."""
+    return f"price_cache.weight.{url}".encode()
 
 
 _Outcome = _Pages | _Failure

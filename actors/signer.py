@@ -290,6 +290,7 @@ class Signer(SupervisedActor):
 
     def snapshot(self) -> Any:
         pending = [lv for lv in self.live.values() if lv.attempts]
+        nodes = self.evm.health()
         return {
             "chain": self.chain,
             "address": self.address,
@@ -308,8 +309,8 @@ class Signer(SupervisedActor):
             "last_error": self.last_error,
             # the chain's client, shared with the listener and the resolvers: every request
             # (retries included) and every one that failed
-            "rpc_requests": sum(node.calls for node in self.evm.health()),
-            "rpc_failures": sum(node.failures for node in self.evm.health()),
+            "rpc_requests": sum(node.calls for node in nodes),
+            "rpc_failures": sum(node.failures for node in nodes),
             **self.stats,
         }
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from actors.price_cache import PriceCache
+from actors.price_cache import PriceCache, ledger_key
 from devnet.hl_sim import Dataset, HlSimulator
 from devnet.hl_sim.generate import HOUR_MS
 from protocol.evaluation import EvaluationError, evaluate, plan
@@ -324,14 +324,15 @@ def test_a_restart_keeps_to_the_minute_the_last_process_spent(
                 send(rt, f"q{i}", price(i + 1))
             replies(rt, 4)
         clock.advance(5)
-        with running([clients(sim.url, clock)], clock, store, **args) as rt:
+        client = clients(sim.url, clock)
+        with running([client], clock, store, **args) as rt:
             assert rt.state("price_cache")["weight_in_window"] == 80
             for i in range(4, 8):
                 send(rt, f"q{i}", price(i + 1))
             rt.wait_for(lambda: rt.state("price_cache")["queued"] == 4)
             clock.advance(55)  # the first minute rolls out
             got = replies(rt, 4)
-        saved = store.get("meta", f"price_cache.weight.{sim.url}/info".encode(), WeightLedger)
+        saved = store.get("meta", ledger_key(client.url), WeightLedger)
     assert all(isinstance(g, DataAnswer) for g in got.values())
     assert upstream(sim, status=429) == 0
     assert saved is not None and sum(w for _, w in saved.spent) == 80  # the second minute's
@@ -345,14 +346,15 @@ def test_a_saved_ledger_that_does_not_decode_is_ignored(
 ) -> None:
     clock = ManualClock(start=T0 + GEN_DAYS * DAY_S)
     sim = sims(gen1, clock=sim_clock(clock))
+    client = clients(sim.url, clock)
     with Store.open(tmp_path / "data") as store:
-        store.put("meta", f"price_cache.weight.{sim.url}/info".encode(), SchemaVersion(version=1))
-        with running([clients(sim.url, clock)], clock, store) as rt:
+        store.put("meta", ledger_key(client.url), SchemaVersion(version=1))
+        with running([client], clock, store) as rt:
             assert rt.state("price_cache")["weight_in_window"] == 0
             send(rt, "q", price(1))
             assert answer(rt, "q").value is not None
             assert rt.restarts("price_cache") == 0
-        saved = store.get("meta", f"price_cache.weight.{sim.url}/info".encode(), WeightLedger)
+        saved = store.get("meta", ledger_key(client.url), WeightLedger)
     assert saved is not None and sum(w for _, w in saved.spent) == 20  # replaced at stop
 
 
