@@ -16,6 +16,8 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from ops.process_tuning import tune_gc, use_fast_keccak
+
 Command = Callable[[argparse.Namespace], int]
 
 
@@ -40,6 +42,7 @@ def _run(args: argparse.Namespace) -> int:
     except (ConfigurationError, StorageError) as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 2
+    tune_gc(config.limits.gc_young_threshold)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: daemon.stop_soon())
     try:
@@ -164,6 +167,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    use_fast_keccak()  # before anything hashes: eth-hash picks its backend once
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments and arguments[0] in ("devnet", "hl-sim"):
         # these commands parse their own options (argparse's REMAINDER would not take them)

@@ -19,6 +19,7 @@ way from the markets it did commit.
 
 from __future__ import annotations
 
+import gc
 import os
 import statistics
 import sys
@@ -33,6 +34,7 @@ from devnet.environment import Devnet
 from devnet.keys import CREATOR, DEV_ACCOUNTS
 from devnet.scenario import REPLAY_NOW, default_specs
 from ops.daemon import Daemon
+from ops.process_tuning import tune_gc
 from protocol.codec import unpack
 from protocol.spec import MarketSpec
 from storage import Store
@@ -50,6 +52,7 @@ PRUNE_HISTORY = 16
 """States anvil keeps: each copies ten thousand market contracts (see ``devnet.anvil``)."""
 MAX_RESOLVERS = int(os.environ.get("ORACLE_RUNNER_BURST_RESOLVERS", "512"))
 COMMITTED = {"COMMITTED", "FINALIZE_SENT", "FINALIZED"}
+DEFAULT_GC_THRESHOLD = gc.get_threshold()
 
 
 def _newly_committed(store: Store, seen: dict[bytes, float]) -> list[bytes]:
@@ -77,6 +80,7 @@ def runner_phase(net: Devnet, markets: int, data_dir: Path) -> tuple[dict[bytes,
     seen: dict[bytes, float] = {}
     began = time.perf_counter()
     daemon = Daemon(config).start()
+    tuned = tune_gc(config.limits.gc_young_threshold)  # as ``oracle-runner run`` does
     try:
         assert daemon.store is not None
         deadline = began + 900
@@ -88,6 +92,9 @@ def runner_phase(net: Devnet, markets: int, data_dir: Path) -> tuple[dict[bytes,
         return seen, time.perf_counter() - began
     finally:
         daemon.stop()
+        if tuned:  # the baseline runs on Python's defaults, as its user would
+            gc.unfreeze()
+            gc.set_threshold(*DEFAULT_GC_THRESHOLD)
 
 
 def burst_specs(markets: int) -> tuple[list[MarketSpec], int]:

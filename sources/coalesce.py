@@ -10,11 +10,14 @@ calls that arrive while one batch is in flight go out together as the next batch
     raw = reads.call(market)        # from any thread: this item's result, or its exception
 
 The first caller that finds no batch in flight leads: it sends what is queued (its own item
-among it), hands every caller its result, and returns; a caller still queued then leads the next
-round. ``run_batch`` returns one result per item, an ``Exception`` in an item's place being raised
-to that caller only; an exception raised by ``run_batch`` itself goes to every caller of that
-round. A caller waits at most ``timeout_s``, then raises ``TimeoutError`` (a batch call has its
-own timeouts, so this only guards against a leader that never returns).
+among it), wakes each caller of the round with its result, and returns; the oldest caller still
+queued then leads the next round. Only the callers of a round are woken, never the whole queue.
+``run_batch`` returns one result per item, an ``Exception`` in an item's place being raised to
+that caller only; an exception raised by ``run_batch`` itself goes to every caller of that
+round. With ``linger_s``, a leader first waits that long for callers to join a round that is not
+full: a little latency for fewer, larger batches. A caller waits at most ``timeout_s``, then
+raises ``TimeoutError`` (a batch call has its own timeouts, so this only guards against a leader
+that never returns).
 """
 
 from __future__ import annotations
@@ -31,11 +34,16 @@ _UNSET = object()
 
 
 class _Slot(Generic[K]):
-    __slots__ = ("item", "result")
+    """One call: its item, its result once known, and the event that wakes its caller alone."""
+
+    __slots__ = ("item", "lead", "result", "wake")
 
     def __init__(self, item: K) -> None:
         self.item = item
         self.result: object = _UNSET
+        self.wake = threading.Event()
+        self.lead = False
+        """Set with ``wake`` when the next round is handed to this slot's caller."""
 
 
 class Coalescer(Generic[K, V]):
@@ -47,36 +55,37 @@ class Coalescer(Generic[K, V]):
         *,
         max_batch: int = 100,
         timeout_s: float = 60.0,
+        linger_s: float = 0.0,
     ) -> None:
         self.run_batch = run_batch
         self.max_batch = max(1, max_batch)
         self.timeout_s = timeout_s
+        self.linger_s = linger_s
+        """How long a leader waits for more callers before sending a round that is not full."""
         self.batches = 0
         """Batches sent so far (for tests and metrics)."""
         self._queue: list[_Slot[K]] = []
         self._leading = False
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
 
     @property
     def queued(self) -> int:
         """Calls waiting for a batch to carry them."""
-        with self._cond:
+        with self._lock:
             return len(self._queue)
 
     def call(self, item: K) -> V:
         slot = _Slot(item)
-        deadline = time.monotonic() + self.timeout_s
-        with self._cond:
+        with self._lock:
             self._queue.append(slot)
-            while slot.result is _UNSET and self._leading:
-                left = deadline - time.monotonic()
-                if left <= 0:
+            follow = self._leading
+            self._leading = True
+        if follow and not slot.wake.wait(self.timeout_s):
+            with self._lock:
+                if slot.result is _UNSET and not slot.lead:
                     if slot in self._queue:
                         self._queue.remove(slot)
                     raise TimeoutError(f"no batch answered this call within {self.timeout_s}s")
-                self._cond.wait(left)
-            if slot.result is _UNSET:
-                self._leading = True
         if slot.result is _UNSET:
             self._lead(slot)
         if isinstance(slot.result, Exception):
@@ -84,20 +93,27 @@ class Coalescer(Generic[K, V]):
         return slot.result  # type: ignore[return-value]
 
     def _lead(self, own: _Slot[K]) -> None:
+        """Send rounds until ``own`` has its result, waking each caller as its result comes;
+        then hand the next round to the oldest caller still queued, or free the lead."""
         try:
             while own.result is _UNSET:
-                with self._cond:
+                if self.linger_s > 0 and self.queued < self.max_batch:
+                    time.sleep(self.linger_s)  # let the callers of the same moment join
+                with self._lock:
                     batch = self._queue[: self.max_batch]
                     del self._queue[: self.max_batch]
                 results = self._run([s.item for s in batch])
-                with self._cond:
-                    for s, r in zip(batch, results, strict=True):
-                        s.result = r
-                    self._cond.notify_all()
+                for s, r in zip(batch, results, strict=True):
+                    s.result = r
+                    s.wake.set()
         finally:
-            with self._cond:
-                self._leading = False
-                self._cond.notify_all()
+            with self._lock:
+                if self._queue:
+                    heir = self._queue[0]
+                    heir.lead = True
+                    heir.wake.set()
+                else:
+                    self._leading = False
 
     def _run(self, items: list[K]) -> Sequence[object]:
         self.batches += 1

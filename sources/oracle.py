@@ -28,6 +28,8 @@ _DISPUTE_WINDOW = function_signature_to_4byte_selector("disputeWindow()")
 _COMMIT = function_signature_to_4byte_selector("commit(address,uint8,bytes32)")
 _FINALIZE = function_signature_to_4byte_selector("finalize(address)")
 BLOCK_TIMES_KEPT = 256
+PENDING_LINGER_S = 0.02
+"""How long a ``pending`` read waits for others to share its JSON-RPC batch (ADR 0009)."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,9 @@ class OracleClient:
         self.address = address
         self.chain_time_max_age_s = chain_time_max_age_s
         self._dispute_window: int | None = None
-        self._reads: Coalescer[str, bytes] = Coalescer(self._pending_batch)
+        self._reads: Coalescer[str, bytes] = Coalescer(
+            self._pending_batch, linger_s=PENDING_LINGER_S
+        )
         if evm is not None:  # (calldata-only users pass no client)
             self._reads.max_batch = evm.max_batch
             self._reads.timeout_s = evm.call_budget_s + evm.timeout_s  # the leader's call, and some

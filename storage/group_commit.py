@@ -3,8 +3,9 @@
 Each caller queues its write function. If no one is leading, it becomes the leader: it drains
 the queue and hands the whole batch to ``commit_batch``, which runs every function in one LMDB
 write transaction and commits it once (one fsync). Callers that arrive while a leader works wait;
-after each batch the leader wakes them, and those whose function was in it return, the others
-queue up for the next leader, who takes them all at once. No caller returns before the
+after each batch the leader wakes the callers whose functions were in it, and once its own have
+committed it hands the leadership to the oldest caller still waiting, who takes all that is
+queued at once. No caller returns before the
 transaction holding its write has committed: grouping saves fsyncs, it does not weaken them::
 
     >>> committed = []
@@ -95,12 +96,26 @@ class Op(Generic[T]):
         return self._error if self._error is not None else self.result()
 
 
+class _Group:
+    """One caller's ops, queued together, and the event that wakes that caller alone."""
+
+    __slots__ = ("lead", "ops", "wake")
+
+    def __init__(self, ops: list[Op[Any]]) -> None:
+        self.ops = ops
+        self.wake = threading.Event()
+        self.lead = False
+        """Set with ``wake`` when leadership is handed to this group's caller."""
+
+
 class GroupCommit:
     """The queue and the leadership of group commit; ``commit_batch`` does the transaction.
 
-    One condition lock guards the queue and the ``leading`` flag. A caller that finds a leader
-    at work waits on ``_settled``, which the leader signals after every batch, so a follower whose
-    write was in that batch returns at once, without waiting for the next leader's fsync.
+    One lock guards the queue and the ``leading`` flag. A caller that finds a leader at work
+    waits on its own event: the leader sets it when the caller's functions have committed, or,
+    when the leader is done with its own, to hand the leadership to the oldest waiting caller.
+    So a batch wakes exactly its own callers, never the whole queue (with hundreds of writers
+    waiting, waking them all after every batch cost more than the writes).
     """
 
     def __init__(self, commit_batch: Callable[[list[Op[Any]]], None], max_batch: int = 256):
@@ -108,10 +123,10 @@ class GroupCommit:
             raise ValueError("max_batch must be at least 1")
         self._commit_batch = commit_batch
         self.max_batch = max_batch
-        self._queue: deque[list[Op[Any]]] = deque()
+        self._queue: deque[_Group] = deque()
         self._lock = threading.Lock()
-        self._settled = threading.Condition(self._lock)
-        """Signalled when a batch has finished or leadership is free."""
+        self._free = threading.Condition(self._lock)
+        """Signalled when leadership becomes free (for ``exclusive``)."""
         self._queued = threading.Condition(self._lock)
         """Signalled when a write is queued (for ``wait_queued``)."""
         self._leading = False
@@ -136,13 +151,13 @@ class GroupCommit:
     def queued(self) -> int:
         """Write functions waiting for a leader to take them."""
         with self._lock:
-            return sum(len(group) for group in self._queue)
+            return sum(len(group.ops) for group in self._queue)
 
     def wait_queued(self, n: int, timeout: float) -> bool:
         """Wait until at least ``n`` functions are queued; whether that happened in time."""
         with self._lock:
             return self._queued.wait_for(
-                lambda: sum(len(group) for group in self._queue) >= n, timeout
+                lambda: sum(len(group.ops) for group in self._queue) >= n, timeout
             )
 
     @contextmanager
@@ -151,32 +166,37 @@ class GroupCommit:
         if self._leader_thread == threading.get_ident():
             raise StorageError("cannot close the store from inside a write function")
         with self._lock:
-            self._settled.wait_for(lambda: not self._leading)
+            self._free.wait_for(lambda: not self._leading)
             self._leading = True
         try:
             yield
         finally:
-            self._release()
+            self._pass_on()
 
-    def _run(self, mine: list[Op[Any]]) -> None:
+    def _run(self, ops: list[Op[Any]]) -> None:
         if self._leader_thread == threading.get_ident():
             raise StorageError("a write function must not write through the store; use its Txn")
-        last = mine[-1]
+        mine = _Group(ops)
         with self._lock:
             self._queue.append(mine)
             self._queued.notify_all()
-            try:
-                while not last.done and self._leading:
-                    self._settled.wait()
-            except BaseException:  # interrupted while waiting: withdraw if not yet taken
-                self._withdraw(mine)
-                raise
-            if last.done:
-                return
+            follow = self._leading
             self._leading = True
+        if follow:
+            try:
+                mine.wake.wait()
+            except BaseException:  # interrupted while waiting: withdraw, pass on a handed lead
+                with self._lock:
+                    self._withdraw(mine)
+                    handed = mine.lead
+                if handed:
+                    self._pass_on()
+                raise
+            if not mine.lead:
+                return  # committed by another leader
         self._leader_thread = threading.get_ident()
         try:
-            while not last.done:
+            while not ops[-1].done:
                 self._lead()
         except BaseException:
             with self._lock:
@@ -184,24 +204,35 @@ class GroupCommit:
             raise
         finally:
             self._leader_thread = None
-            self._release()
+            self._pass_on()
 
-    def _withdraw(self, mine: list[Op[Any]]) -> None:
+    def _withdraw(self, mine: _Group) -> None:
         for i, group in enumerate(self._queue):
             if group is mine:
                 del self._queue[i]
                 return
 
-    def _release(self) -> None:
+    def _pass_on(self) -> None:
+        """Hand the leadership to the oldest waiting caller, or free it."""
         with self._lock:
-            self._leading = False
-            self._settled.notify_all()
+            if self._queue:
+                heir = self._queue[0]
+                heir.lead = True
+                heir.wake.set()
+            else:
+                self._leading = False
+                self._free.notify_all()
 
     def _lead(self) -> None:
         batch: list[Op[Any]] = []
+        groups: list[_Group] = []
         with self._lock:
-            while self._queue and (not batch or len(batch) + len(self._queue[0]) <= self.max_batch):
-                batch.extend(self._queue.popleft())
+            while self._queue and (
+                not batch or len(batch) + len(self._queue[0].ops) <= self.max_batch
+            ):
+                group = self._queue.popleft()
+                groups.append(group)
+                batch.extend(group.ops)
         if not batch:
             raise StorageError("group commit queue lost a write")  # cannot happen: a bug guard
         self.batches += 1
@@ -220,5 +251,5 @@ class GroupCommit:
             for op in batch:
                 if not op.done:
                     op.fail(StorageError("write left unfinished by the committer"))
-            with self._lock:
-                self._settled.notify_all()
+            for group in groups:
+                group.wake.set()

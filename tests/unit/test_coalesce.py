@@ -104,3 +104,30 @@ def test_a_caller_behind_a_leader_that_never_returns_gives_up() -> None:
             reads.call(2)
         stuck.set()
         assert leader.result(5) == 1
+
+
+def test_a_lingering_leader_sends_the_callers_of_the_same_moment_in_one_round() -> None:
+    batches: list[list[int]] = []
+
+    def square(items: list[int]) -> list[int | Exception]:
+        batches.append(list(items))
+        return [n * n for n in items]
+
+    reads: Coalescer[int, int] = Coalescer(square, linger_s=0.5)
+    start = threading.Barrier(6)
+
+    def call(n: int) -> int:
+        start.wait(5)
+        return reads.call(n)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(call, range(1, 7)))
+    assert results == [n * n for n in range(1, 7)]
+    assert len(batches) == 1 and sorted(batches[0]) == list(range(1, 7))
+
+
+def test_a_full_round_does_not_linger() -> None:
+    reads: Coalescer[int, int] = Coalescer(lambda items: items, max_batch=1, linger_s=30.0)
+    began = time.monotonic()
+    assert reads.call(7) == 7
+    assert time.monotonic() - began < 5.0  # (a 30 s linger would have passed the timeout)
