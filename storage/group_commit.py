@@ -5,8 +5,8 @@ the queue and hands the whole batch to ``commit_batch``, which runs every functi
 write transaction and commits it once (one fsync). Callers that arrive while a leader works wait;
 after each batch the leader wakes the callers whose functions were in it, and once its own have
 committed it hands the leadership to the oldest caller still waiting, who takes all that is
-queued at once. No caller returns before the
-transaction holding its write has committed: grouping saves fsyncs, it does not weaken them::
+queued at once. No caller returns before the transaction holding its write has committed:
+grouping saves fsyncs, it does not weaken them::
 
     >>> committed = []
     >>> def commit_batch(ops: list[Op[Any]]) -> None:

@@ -6,12 +6,14 @@ import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from protocol.records import AuditEntry, Cursor
 from storage import Gate, StorageError, Store, StoreFullError, Txn
 from storage.errors import StoredValueError
+from storage.group_commit import GroupCommit, Op
 
 WAIT = 20.0  # generous bound on every wait; a healthy run takes milliseconds
 
@@ -95,6 +97,47 @@ def test_concurrent_writers_share_one_transaction_and_fail_alone(tmp_path: Path)
         actors = [e.actor for _, e in store.items("audit", expect=AuditEntry)]
         assert sorted(actors) == sorted(f"w{i}" for i in range(writers) if i not in failing)
         assert store.count("audit") == writers - len(failing)  # failed ones left no entry
+
+
+@pytest.mark.timeout(60)
+def test_the_lead_passes_to_the_oldest_waiting_writer_who_takes_the_whole_queue() -> None:
+    """The leader wakes only its batch's callers; the oldest waiter leads the next batch."""
+    held = threading.Event()
+    entered = threading.Event()
+    batches: list[tuple[str, list[int]]] = []
+
+    def commit_batch(ops: list[Op[Any]]) -> None:
+        batches.append((threading.current_thread().name, [op.fn(None) for op in ops]))
+        if len(batches) == 1:
+            entered.set()
+            assert held.wait(WAIT)
+        for op, value in zip(ops, batches[-1][1], strict=True):
+            op.set_value(value)
+            op.finish()
+
+    group = GroupCommit(commit_batch)
+    results: dict[int, int] = {}
+
+    def writer(n: int) -> threading.Thread:
+        thread = threading.Thread(
+            target=lambda: results.__setitem__(n, group.submit(lambda _: n)),
+            name=f"w{n}",
+            daemon=True,
+        )
+        thread.start()
+        return thread
+
+    threads = [writer(0)]
+    assert entered.wait(WAIT)  # w0 leads, and its batch is held
+    for n in (1, 2, 3):
+        threads.append(writer(n))
+        assert group.wait_queued(n, WAIT)  # queued in this order
+    held.set()
+    for thread in threads:
+        thread.join(WAIT)
+        assert not thread.is_alive()
+    assert results == {0: 0, 1: 1, 2: 2, 3: 3}
+    assert batches == [("w0", [0]), ("w1", [1, 2, 3])]
 
 
 @pytest.mark.timeout(60)
