@@ -137,11 +137,14 @@ class SystemClock:
             if self._stopped:
                 entry.cancel()
                 return entry
+            earliest = self._timers.next_due()
             self._timers.push(entry)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="clock", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if earliest is None or entry.due < earliest:
+                # the clock sleeps until its earliest timer: only an earlier one must wake it
+                self._cond.notify()
         return entry
 
     def _run(self) -> None:
