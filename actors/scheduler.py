@@ -13,7 +13,9 @@ States of a job (``protocol.records.JobState``)::
     operators: retry (DEAD/PARKED -> WAITING), cancel, resolve_now, pause/unpause, override
 
 The jobs live in LMDB (``jobs``; the spec in ``markets``); memory holds only the heap of waiting
-jobs and the set of running ones, rebuilt from LMDB on every start. ``MarketDiscovered`` is
+jobs and the set of running ones, rebuilt from LMDB on every start from the job index
+(``storage.indexes.JOBS``: the keys of live jobs and the counts by state), so a start reads
+the live jobs, not every market ever resolved. ``MarketDiscovered`` is
 answered with ``Ack`` only after the job is durable, so the listener may advance its cursor.
 
 Reports from resolvers arrive in bursts (thousands of markets commit within seconds); each moves
@@ -37,7 +39,7 @@ import random
 from collections import Counter
 from typing import Any, Literal
 
-from protocol.codec import CODEC, unpack
+from protocol.codec import CODEC
 from protocol.messages import (
     Ack,
     ChildStarted,
@@ -57,15 +59,14 @@ from protocol.messages import (
 from protocol.records import AuditEntry, Job, JobState
 from protocol.spec import MarketKey
 from protocol.supervision import ChildSpec, RestartType
-from storage import Store, StoredValueError, Txn
-from storage.txn import decode_value
+from storage import Store, Txn
+from storage.indexes import JOBS
 from supervision import SupervisedActor
 
 log = logging.getLogger(__name__)
 
 FINAL_STAGE = "FINALIZED"
 COMMITTED_STAGE = "COMMITTED"
-JOB_VERSION = 1
 LATENCY_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 """Upper bounds (seconds) of the due-to-commit latency histogram (``ops.metrics``)."""
 PARKED_STAGE = "PARKED"
@@ -121,18 +122,34 @@ class Scheduler(SupervisedActor):
         self.unsaved_audit: list[AuditEntry] = []
         self.flush_pending = False
         self.dispatch_pending = False
-        for key, buf in self.store.raw_items("jobs"):
+        self._load()
+        heapq.heapify(self.heap)
+        self.send_later(self.tick_s, self.name, Tick(now=0))
+
+    def _load(self) -> None:
+        """The live jobs (WAITING, RUNNING) from ``index`` and the counts of all; an index that
+        is missing or does not add up to the jobs stored is built again from a full scan."""
+        counts = JOBS.counts(self.store) or {}
+        stored = self.store.count("jobs")
+        if sum(counts.values()) != stored:
+            log.error(
+                "%s: the job index counts %d jobs, the store holds %d; rebuilding it",
+                self.name,
+                sum(counts.values()),
+                stored,
+            )
+            self.store.write(JOBS.rebuild)
+            counts = JOBS.counts(self.store) or {}
+        self.counts = dict(counts)
+        for key, buf in JOBS.live_records(self.store):
             entry = self._heap_entry(key, buf)
             if entry is None:
                 continue
             state, item = entry
-            self._count(state, +1)
             if state in (JobState.WAITING, JobState.RUNNING):
                 # a job that was running when the daemon stopped resumes from its checkpoint
                 self.heap.append(item)
                 self.due[item[2]] = item[1]
-        heapq.heapify(self.heap)
-        self.send_later(self.tick_s, self.name, Tick(now=0))
 
     def _heap_entry(
         self, key: bytes, buf: bytes
@@ -140,18 +157,15 @@ class Scheduler(SupervisedActor):
         """A job's state and heap item from its envelope, without validating the whole model
         (100,000 jobs load in a fraction of the time); anything unexpected takes the full
         decode, which reports a bad value with its database and key."""
+        data = CODEC.peek(buf, Job)
         try:
-            envelope = unpack(buf)
-            data = envelope["data"]
-            if envelope["kind"] != "job" or envelope["v"] != JOB_VERSION:
-                raise ValueError(envelope["kind"])
+            if data is None:
+                raise ValueError("not a current job envelope")
             item = (float(data["next_attempt_at"]), float(data["due_at"]), key.decode())
             return JobState(data["state"]), item
-        except Exception:
-            try:
-                job = decode_value(CODEC, "jobs", key, buf, Job)
-            except StoredValueError as exc:
-                log.error("%s: skipping %s", self.name, exc)
+        except (KeyError, TypeError, ValueError):
+            job = self.store.decode("jobs", key, buf, Job)
+            if job is None:
                 return None
             return job.state, (job.next_attempt_at, job.due_at, str(job.key))
 
@@ -226,7 +240,7 @@ class Scheduler(SupervisedActor):
                     continue
                 job = Job(key=key, due_at=due_of[key], next_attempt_at=due_of[key])
                 txn.put("markets", key.db_key(), found.spec)
-                txn.put("jobs", key.db_key(), job)
+                JOBS.put_many(txn, [(key.db_key(), job)])
                 txn.audit(
                     self._audit("discovered", key, via=found.via, block=str(found.block_number))
                 )
@@ -498,8 +512,7 @@ class Scheduler(SupervisedActor):
         jobs, entries = list(self.unsaved.values()), self.unsaved_audit
 
         def write(txn: Txn) -> None:
-            for job in jobs:
-                txn.put("jobs", job.key.db_key(), job)
+            JOBS.put_many(txn, [(job.key.db_key(), job) for job in jobs])
             for entry in entries:
                 txn.audit(entry)
 

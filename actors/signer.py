@@ -18,13 +18,14 @@
     MINED --`confirmations` deep, block canonical--> CONFIRMED (TxConfirmed) | status 0: FAILED
     CONFIRMED/FAILED on chain --block leaves the chain within `watch_blocks`--> PENDING again
 
-Start (``init`` + the first tick, phase SYNCING): load intents and attempts of this chain from
-LMDB; check the node's chain id; compare the durable nonce counter with the chain's latest and
-pending nonces (higher means the key was used outside the runner: counted, audited, counter
-resynced); re-broadcast every PENDING intent. A ``ConfigurationError`` (a node on another chain)
-HALTS the signer: nothing is signed or sent, intents are still accepted and persisted, and the
-error is in the snapshot. Transient RPC errors are counted and retried on the next tick with a
-bounded backoff; they never crash the actor.
+Start (``init`` + the first tick, phase SYNCING): load this chain's live intents (queued,
+pending, or done within ``watch_blocks``: the intent index, ``storage.indexes``) and their
+attempts from LMDB; check the node's chain id; compare the durable nonce counter with the
+chain's latest and pending nonces (higher means the key was used outside the runner: counted,
+audited, counter resynced); re-broadcast every PENDING intent. A ``ConfigurationError`` (a node
+on another chain) HALTS the signer: nothing is signed or sent, intents are still accepted and
+persisted, and the error is in the snapshot. Transient RPC errors are counted and retried on
+the next tick with a bounded backoff; they never crash the actor.
 
 Nonces are gapless: a nonce is assigned only after simulation succeeded, in the same LMDB
 transaction that stores the signed attempt and the counter; an attempt that can never be
@@ -60,7 +61,6 @@ from protocol.tx_records import (
     attempt_key,
     attempts_prefix,
     intent_key,
-    intents_prefix,
     nonce_key,
 )
 from sources.evm import (
@@ -75,6 +75,7 @@ from sources.evm import (
 )
 from sources.keys import Eip1559Tx, SigningKey
 from storage import Store, Txn
+from storage.indexes import intents_index
 from supervision import SupervisedActor
 
 log = logging.getLogger(__name__)
@@ -185,22 +186,36 @@ class Signer(SupervisedActor):
             ("confirmed", "failed", "bumps", "reorgs", "rpc_errors", "fillers", "resent"), 0
         )
         self._incomplete: EvmError | None = None
+        self.index = intents_index(self.chain)
         self.nonces: NonceState | None = self.store.get("txs", nonce_key(self.chain), NonceState)
         self._load()
         self.actor_ref.tell(Tick(now=self.clock.now()))
 
     def _load(self) -> None:
-        watched: list[TxIntent] = []
-        for _, intent in self.store.items("txs", intents_prefix(self.chain), expect=TxIntent):
-            if intent.state is IntentState.QUEUED:
+        """Rebuild the live intents, their attempts and the watched ones from LMDB: only those
+        the intent index holds as live, so a start reads what is in flight or recent, not every
+        intent ever confirmed (their counts come from the index)."""
+        if self.index.missing(self.store):
+            log.warning("%s: intents stored without an index; indexing them", self.name)
+            self.store.write(self.index.rebuild)
+        counts = self.index.counts(self.store) or {}
+        self.stats["confirmed"] = counts.get(IntentState.CONFIRMED.value, 0)
+        self.stats["failed"] = counts.get(IntentState.FAILED.value, 0)
+        done: list[tuple[int, TxIntent]] = []
+        for key, buf in self.index.live_records(self.store):
+            intent = self.store.decode("txs", key, buf, TxIntent)
+            if intent is None:
+                continue
+            if intent.state is IntentState.QUEUED or intent.state is IntentState.PENDING:
                 self.live[intent.intent_id] = _Live(intent)
-                self.queue.append(intent.intent_id)
-            elif intent.state is IntentState.PENDING:
-                self.live[intent.intent_id] = _Live(intent)
-            else:
-                self.stats["confirmed" if intent.state is IntentState.CONFIRMED else "failed"] += 1
-                if intent.inclusion is not None:
-                    watched.append(intent)
+                if intent.state is IntentState.QUEUED:
+                    self.queue.append(intent.intent_id)
+            elif intent.inclusion is not None:
+                done.append((intent.inclusion.block_number, intent))
+        newest = max((block for block, _ in done), default=0)
+        deep = [i for block, i in done if block <= newest - self.watch_blocks]
+        self.watch = {i.intent_id: i for block, i in done if block > newest - self.watch_blocks}
+        self._forget(deep)
         for live in self.live.values():  # the attempts of live intents only, by their nonce
             live.attempts = self._stored_attempts(live.intent)
         for intent_id, live in list(self.live.items()):
@@ -210,20 +225,23 @@ class Signer(SupervisedActor):
                     update={"state": IntentState.QUEUED, "nonce": None}
                 )
                 self.queue.append(intent_id)
-        if watched:
-            newest = max(i.inclusion.block_number for i in watched if i.inclusion)
-            for intent in watched:
-                if intent.inclusion and intent.inclusion.block_number > newest - self.watch_blocks:
-                    self.watch[intent.intent_id] = intent
         log.info(
-            "%s: loaded %d queued, %d pending, %d confirmed, %d failed; nonce counter %s",
+            "%s: loaded %d queued, %d pending, %d watched; %d confirmed, %d failed; nonce "
+            "counter %s",
             self.name,
             len(self.queue),
             len(self.live) - len(self.queue),
+            len(self.watch),
             self.stats["confirmed"],
             self.stats["failed"],
             self.nonces.next_nonce if self.nonces else "new",
         )
+
+    def _forget(self, intents: list[TxIntent]) -> None:
+        """Done intents deeper than the reorg watch: the index no longer lists them as live."""
+        if intents:
+            keys = [intent_key(self.chain, i.intent_id) for i in intents]
+            self.store.write(lambda txn: self.index.forget(txn, keys))
 
     def _stored_attempts(self, intent: TxIntent) -> list[TxAttempt]:
         """The attempts persisted for ``intent``, in ``seq`` order (a filler may share a nonce)."""
@@ -528,9 +546,14 @@ class Signer(SupervisedActor):
         self._check_canonical(head, since)
         self._confirm(head)
         self._resend_and_bump(head, latest)
-        for intent_id, intent in list(self.watch.items()):
-            if intent.inclusion and intent.inclusion.block_number <= head - self.watch_blocks:
-                del self.watch[intent_id]
+        deep = [
+            intent
+            for intent in self.watch.values()
+            if intent.inclusion and intent.inclusion.block_number <= head - self.watch_blocks
+        ]
+        self._forget(deep)
+        for intent in deep:
+            del self.watch[intent.intent_id]
         self._raise_if_incomplete()
 
     def _find_receipts(self, head: int, latest: int) -> None:
@@ -979,8 +1002,11 @@ class Signer(SupervisedActor):
             return
 
         def save(txn: Txn) -> None:
+            intents = [(key, r) for key, r in puts if isinstance(r, TxIntent)]
             for key, record in puts:
-                txn.put("txs", key, record)
+                if not isinstance(record, TxIntent):
+                    txn.put("txs", key, record)
+            self.index.put_many(txn, intents)  # the intents, and their counts and live keys
             if audit is not None:
                 txn.audit(audit)
 

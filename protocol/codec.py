@@ -116,6 +116,36 @@ class Codec:
             raise CodecError(f"{model.__name__} is not a registered kind")
         return entry.kind
 
+    def peek(self, buf: bytes, model: type[BaseModel]) -> dict[str, Any] | None:
+        """The fields of a stored ``model`` at its current version, unvalidated, for a reader
+        that needs a few fields of many values; ``None`` for anything else (bad bytes, another
+        kind, an older version), which the reader then ``decode``s to upgrade it or to learn
+        what is wrong::
+
+            >>> from protocol.spec import Frozen
+            >>> class Point(Frozen):
+            ...     x: int
+            >>> codec = Codec()
+            >>> _ = codec.register(Point, kind="point", version=1)
+            >>> codec.peek(codec.encode(Point(x=3)), Point)
+            {'x': 3}
+            >>> codec.peek(b"garbage", Point) is None
+            True
+        """
+        entry = self._by_type.get(model)
+        if entry is None:
+            raise CodecError(f"{model.__name__} is not a registered kind")
+        try:
+            envelope = unpack(buf)
+        except Exception:
+            return None
+        if not isinstance(envelope, dict):
+            return None
+        if envelope.get("kind") != entry.kind or envelope.get("v") != entry.version:
+            return None
+        data = envelope.get("data")
+        return data if isinstance(data, dict) else None
+
     def encode(self, obj: BaseModel) -> bytes:
         """The envelope of ``obj``; raises ``CodecError`` for an unregistered type."""
         entry = self._by_type.get(type(obj))

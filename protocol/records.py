@@ -112,6 +112,13 @@ class SchemaVersion(Frozen):
     version: Annotated[int, Field(ge=0)]
 
 
+class StateCounts(Frozen):
+    """How many records of one family (jobs; one chain's intents) are in each state, kept in
+    ``index`` in the same transaction as the records (``storage.indexes``)."""
+
+    counts: dict[str, int] = {}
+
+
 class WeightLedger(Frozen):
     """The weight a Hyperliquid source was charged in the last minute, per whole second (the
     second rounded up), kept in ``meta`` so that a restarted runner still keeps to the limit."""
@@ -127,6 +134,7 @@ register(Job, kind="job")
 register(Resolution, kind="resolution")
 register(SchemaVersion, kind="schema_version")
 register(WeightLedger, kind="weight_ledger")
+register(StateCounts, kind="state_counts")
 register(MarketSpec, kind="market_spec")
 register(ChildSpec, kind="child_spec")
 register(SupervisorSpec, kind="supervisor_spec")

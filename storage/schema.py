@@ -32,12 +32,13 @@ Database = Literal[
     "txs",
     "audit",
     "checkpoints",
+    "index",
 ]
 """The name of one of the store's LMDB databases."""
 
 DATABASES: Final[tuple[Database, ...]] = get_args(Database)
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 """The layout version this code writes and understands."""
 
 SCHEMA_KEY: Final = b"schema_version"
@@ -46,5 +47,13 @@ SCHEMA_KEY: Final = b"schema_version"
 Migration = Callable[["Txn"], None]
 """Moves the layout from the version it is registered under to the next one."""
 
-MIGRATIONS: Final[Mapping[int, Migration]] = {}
-"""The registered migrations, by the version they start from. None yet: version 1 is the first."""
+
+def _build_indexes(txn: Txn) -> None:
+    """1 -> 2: the ``index`` database (state counts and live keys, ``storage.indexes``)."""
+    from storage.indexes import build_all
+
+    build_all(txn)
+
+
+MIGRATIONS: Final[Mapping[int, Migration]] = {1: _build_indexes}
+"""The registered migrations, by the version they start from."""

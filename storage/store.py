@@ -30,6 +30,7 @@ the resize waits, through ``Gate``, until no transaction of this process is open
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -287,12 +288,46 @@ class Store:
         and may see writes committed while it runs (each key at most once, in order).
         """
         for key, buf in self.raw_items(db, prefix, after=after):
-            try:
-                model: BaseModel = decode_value(self.codec, db, key, buf, expect)
-            except StoredValueError as exc:
-                self._report_bad_value(exc, on_bad_value)
-                continue
-            yield key, model
+            model = self.decode(db, key, buf, expect, on_bad_value=on_bad_value)
+            if model is not None:
+                yield key, model
+
+    @overload
+    def decode(
+        self,
+        db: Database,
+        key: bytes,
+        buf: bytes,
+        expect: None = None,
+        *,
+        on_bad_value: BadValueHandler | None = None,
+    ) -> BaseModel | None: ...
+    @overload
+    def decode(
+        self,
+        db: Database,
+        key: bytes,
+        buf: bytes,
+        expect: type[M],
+        *,
+        on_bad_value: BadValueHandler | None = None,
+    ) -> M | None: ...
+    def decode(
+        self,
+        db: Database,
+        key: bytes,
+        buf: bytes,
+        expect: type[M] | None = None,
+        *,
+        on_bad_value: BadValueHandler | None = None,
+    ) -> BaseModel | None:
+        """One value from ``raw_items``, decoded as ``items`` does: a bad one is counted,
+        reported and answered with ``None``."""
+        try:
+            return decode_value(self.codec, db, key, buf, expect)
+        except StoredValueError as exc:
+            self._report_bad_value(exc, on_bad_value)
+            return None
 
     def raw_items(
         self, db: Database, prefix: bytes = b"", *, after: bytes | None = None
@@ -322,6 +357,25 @@ class Store:
             if not found:
                 return
             after = chunk[-1][0]
+
+    def raw_values(
+        self, db: Database, keys: Iterable[bytes]
+    ) -> Iterator[tuple[bytes, bytes | None]]:
+        """``(key, stored bytes or None)`` for each of ``keys``, in their order, undecoded,
+        looked up ``ITEMS_BATCH`` to a read transaction."""
+        handle = self._handles[db]
+        batch: list[bytes] = []
+        for key in itertools.chain(keys, [None]):
+            if key is not None:
+                batch.append(key)
+                if len(batch) < ITEMS_BATCH:
+                    continue
+            if not batch:
+                return
+            with self._gate.shared(), self._require_env().begin() as txn:
+                found = [(k, txn.get(k, db=handle)) for k in batch]
+            yield from found
+            batch = []
 
     def count(self, db: Database) -> int:
         """Entries in ``db``."""

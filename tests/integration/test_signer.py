@@ -29,6 +29,7 @@ from tests.integration.test_signer_harness import (
     SIGNER,
     ChainCfg,
     assert_gapless,
+    assert_index_exact,
     commit_intents,
     market_address,
     signer_runtime,
@@ -109,6 +110,13 @@ def test_a_thousand_commits_each_mined_once_with_gapless_nonces(
         assert (
             len(attempts) == 1000
         )  # full blocks of its own txs are progress, not a reason to bump
+        assert assert_index_exact(store) == {"confirmed": 1000}
+        # a restart loads the counts from the index and watches only the recent blocks' intents
+        with signer_runtime(store, evm, KEY, ChainCfg(confirmations=1)) as rt:
+            state = rt.state(SIGNER)
+            assert state["confirmed"] == 1000 and state["in_flight"] == state["queued"] == 0
+            newest = max(block for _, _, block in mined)
+            assert state["watched"] == sum(1 for _, _, block in mined if block > newest - 64)
 
 
 def test_a_revert_in_simulation_fails_for_good_and_uses_no_nonce(
@@ -207,6 +215,7 @@ def test_a_reorg_under_a_confirmed_tx_sends_it_again(
             assert state["reorgs"] == 1 and state["confirmed"] == 1 and state["nonce"] == 1
         assert [e.subject for e in audits(store, "tx_reorged")] == [intent.intent_id]
         assert stored_intents(store)[intent.intent_id].reorgs == 1
+        assert assert_index_exact(store) == {"confirmed": 1}
     assert_gapless(signer_txs(anvil.rpc_url, RESOLVER.address), 1)
 
 

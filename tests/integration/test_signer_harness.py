@@ -26,11 +26,19 @@ from actors.signer import Signer
 from devnet.keys import OUTSIDER
 from protocol.messages import SubmitTx, TxConfirmed, TxFailed
 from protocol.supervision import ChildSpec, Intensity, SupervisorSpec
-from protocol.tx_records import TxAttempt, TxIntent, attempts_prefix, intents_prefix
+from protocol.tx_records import (
+    IntentState,
+    TxAttempt,
+    TxIntent,
+    attempts_prefix,
+    intent_key,
+    intents_prefix,
+)
 from sources.evm import EvmClient
 from sources.keys import SigningKey
 from sources.oracle import OracleClient
 from storage import Store
+from storage.indexes import intents_index
 from supervision import Clock, FaultPlan, Runtime, SupervisedActor
 
 CHAIN = "dev"
@@ -235,6 +243,26 @@ def stored_intents(store: Store) -> dict[str, TxIntent]:
 
 def stored_attempts(store: Store) -> list[TxAttempt]:
     return [a for _, a in store.items("txs", attempts_prefix(CHAIN), expect=TxAttempt)]
+
+
+def assert_index_exact(store: Store) -> dict[str, int]:
+    """The intent index agrees with a full scan: its counts by state, and every queued or
+    pending intent listed live (done ones may have left it, past the reorg watch); the counts."""
+    index = intents_index(CHAIN)
+    records = stored_intents(store)
+    scanned: dict[str, int] = {}
+    for intent in records.values():
+        scanned[intent.state.value] = scanned.get(intent.state.value, 0) + 1
+    assert index.counts(store) == scanned
+    live = set(index.live_keys(store))
+    in_flight = {
+        intent_key(CHAIN, i)
+        for i, r in records.items()
+        if r.state in (IntentState.QUEUED, IntentState.PENDING)
+    }
+    assert in_flight <= live
+    assert live <= {intent_key(CHAIN, i) for i in records}
+    return scanned
 
 
 def txpool_pending(url: str) -> int:

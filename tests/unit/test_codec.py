@@ -82,6 +82,7 @@ def examples(spec: Any) -> dict[str, BaseModel]:
             key=KEY, due_at=1.0, next_attempt_at=2.5, failure="transient", override_outcome=1
         ),
         "schema_version": records.SchemaVersion(version=1),
+        "state_counts": records.StateCounts(counts={"waiting": 3, "finalized": 9}),
         "weight_ledger": records.WeightLedger(
             url="https://api.hyperliquid.xyz/info", spent=((1, 2),)
         ),

@@ -22,6 +22,7 @@ from protocol.records import AuditEntry, Job, JobState
 from protocol.spec import MarketKey
 from protocol.supervision import ChildSpec, Intensity, SupervisorSpec
 from storage import Store
+from storage.indexes import JOBS
 from supervision import ManualClock, Runtime, SupervisedActor
 from tests.unit.markets import T_END, discovered, key
 
@@ -236,7 +237,9 @@ def test_a_corrupt_job_is_reported_and_skipped_not_a_crash(tmp_path: Path) -> No
         with env.begin(write=True) as txn:
             txn.put(key(1).db_key(), b"\x93garbage", db=jobs_db)
     with scheduler(tmp_path) as rt:
-        assert rt.state("scheduler")["jobs"] == {"waiting": 1}
+        state = rt.state("scheduler")
+        assert state["waiting_heap"] == 1  # the readable one; the other was reported
+        assert state["jobs"] == {"waiting": 2}  # the index's count: what the store holds
         assert rt.restarts("scheduler") == 0
 
 
@@ -266,3 +269,16 @@ def test_the_retry_age_counts_from_the_first_attempt_not_the_due_time(tmp_path: 
         rt.clock.advance(10_000)  # discovered long after it was due (a recovery, a replay)
         drive(rt, lambda: states(rt)[str(key(1))] == "finalized")
         assert jobs(rt)[str(key(1))].attempts == 3
+
+
+def test_jobs_stored_without_their_index_are_indexed_again_and_loaded(tmp_path: Path) -> None:
+    with scheduler(tmp_path) as rt:
+        rt.ask("scheduler", discovered(key(1)))
+    stray = Job(key=key(2), due_at=T_END + 60, next_attempt_at=T_END + 60)
+    with Store.open(tmp_path / "data") as store:  # a job written by hand, no index kept
+        store.put("jobs", key(2).db_key(), stray)
+    with scheduler(tmp_path) as rt:
+        state = rt.state("scheduler")
+        assert state["jobs"] == {"waiting": 2} and state["waiting_heap"] == 2
+        store = rt.services.extra["store"]
+        assert sorted(JOBS.live_keys(store)) == sorted([key(1).db_key(), key(2).db_key()])

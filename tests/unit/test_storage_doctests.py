@@ -14,6 +14,7 @@ MODULES = [
     "storage.errors",
     "storage.gate",
     "storage.group_commit",
+    "storage.indexes",
     "storage.lock",
     "storage.migrate",
     "storage.schema",
