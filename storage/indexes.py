@@ -47,6 +47,9 @@ Fields = Mapping[str, Any]
 """A record's fields: a model's ``__dict__``, or the stored envelope's data (``Codec.peek``)."""
 
 _MARK = b""
+UNREADABLE = "unreadable"
+"""The state counted for a stored record that does not decode."""
+_UNREADABLE: Fields = {"state": UNREADABLE}
 
 
 @dataclass(frozen=True)
@@ -102,8 +105,6 @@ class StateIndex:
             found = list(_prefixed(cursor, self.prefix))
         for key, buf in found:
             fields = self._fields(key, buf)
-            if fields is None:
-                continue  # a bad value: the family's reader reports it when it meets it
             state = str(fields.get("state"))
             counts[state] = counts.get(state, 0) + 1
             self._mark(txn, key, self.live(fields))
@@ -141,14 +142,14 @@ class StateIndex:
         buf = txn.raw.get(key, db=txn.dbi(self.db))
         return None if buf is None else self._fields(key, buf)
 
-    def _fields(self, key: bytes, buf: bytes) -> Fields | None:
+    def _fields(self, key: bytes, buf: bytes) -> Fields:
         fields = CODEC.peek(buf, self.model)
         if fields is not None:
             return fields
         try:  # an older version or a bad value: the full decode upgrades or rejects it
             return CODEC.decode(buf, self.model).__dict__
-        except Exception:
-            return None
+        except Exception:  # counted, never live; the family's reader reports it when it reads it
+            return _UNREADABLE
 
     def _mark(self, txn: Txn, key: bytes, live: bool) -> None:
         if live:

@@ -130,3 +130,15 @@ def test_schema_1_stores_are_indexed_by_the_migration(tmp_path: Path) -> None:
         for chain in ("dev", "hyperevm"):
             assert intents_index(chain).counts(store) == {"confirmed": 1}
         assert store.write(chains_with_intents) == ["dev", "hyperevm"]
+
+
+def test_a_record_that_does_not_decode_is_counted_unreadable_and_not_live(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "data") as store:
+        good, bad = job(1), job(2)
+        store.put("jobs", *good)
+        store.write(lambda txn: txn.raw.put(bad[0], b"\x93garbage", db=txn.dbi("jobs")))
+        store.write(JOBS.rebuild)
+        assert JOBS.counts(store) == {"waiting": 1, "unreadable": 1}
+        assert list(JOBS.live_keys(store)) == [good[0]]
+        store.write(lambda txn: JOBS.put_many(txn, [bad]))  # written again, readable
+        assert JOBS.counts(store) == {"waiting": 2}
