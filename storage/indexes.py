@@ -96,15 +96,12 @@ class StateIndex:
 
     def rebuild(self, txn: Txn) -> int:
         """Index every record of the family again from a full scan; the records indexed."""
-        with txn.raw.cursor(txn.dbi("index")) as cursor:
-            stale = [k for k, _ in _prefixed(cursor, self.live_prefix)]
-        for key in stale:
+        for key, _ in list(txn.raw_items("index", self.live_prefix)):
             txn.delete("index", key)
         counts: dict[str, int] = {}
-        with txn.raw.cursor(txn.dbi(self.db)) as cursor:
-            found = list(_prefixed(cursor, self.prefix))
+        found = list(txn.raw_items(self.db, self.prefix))
         for key, buf in found:
-            fields = self._fields(key, buf)
+            fields = self._fields(buf)
             state = str(fields.get("state"))
             counts[state] = counts.get(state, 0) + 1
             self._mark(txn, key, self.live(fields))
@@ -140,9 +137,9 @@ class StateIndex:
 
     def _stored_fields(self, txn: Txn, key: bytes) -> Fields | None:
         buf = txn.raw.get(key, db=txn.dbi(self.db))
-        return None if buf is None else self._fields(key, buf)
+        return None if buf is None else self._fields(buf)
 
-    def _fields(self, key: bytes, buf: bytes) -> Fields:
+    def _fields(self, buf: bytes) -> Fields:
         fields = CODEC.peek(buf, self.model)
         if fields is not None:
             return fields
@@ -165,16 +162,6 @@ class StateIndex:
         for state, delta in deltas.items():
             counts[state] = counts.get(state, 0) + delta
         txn.put("index", self.counts_key, StateCounts(counts=counts))
-
-
-def _prefixed(cursor: Any, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-    found = cursor.set_range(prefix)
-    while found:
-        key, value = cursor.item()
-        if not key.startswith(prefix):
-            return
-        yield bytes(key), bytes(value)
-        found = cursor.next()
 
 
 def _live_job(fields: Fields) -> bool:

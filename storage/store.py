@@ -364,18 +364,11 @@ class Store:
         """``(key, stored bytes or None)`` for each of ``keys``, in their order, undecoded,
         looked up ``ITEMS_BATCH`` to a read transaction."""
         handle = self._handles[db]
-        batch: list[bytes] = []
-        for key in itertools.chain(keys, [None]):
-            if key is not None:
-                batch.append(key)
-                if len(batch) < ITEMS_BATCH:
-                    continue
-            if not batch:
-                return
+        pending = iter(keys)
+        while batch := list(itertools.islice(pending, ITEMS_BATCH)):
             with self._gate.shared(), self._require_env().begin() as txn:
-                found = [(k, txn.get(k, db=handle)) for k in batch]
+                found = [(key, txn.get(key, db=handle)) for key in batch]
             yield from found
-            batch = []
 
     def count(self, db: Database) -> int:
         """Entries in ``db``."""

@@ -165,6 +165,11 @@ class Txn:
                 continue
             yield key, model
 
+    def raw_items(self, db: Database, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """Undecoded ``(key, value)`` of ``db`` whose key starts with ``prefix``, in key order
+        (collect them before writing to ``db``)."""
+        return iter_items(self.raw, self._handles, db, prefix)
+
     def count(self, db: Database) -> int:
         """Entries in ``db`` as this transaction sees them."""
         return self.raw.stat(self._handles[db])["entries"]

@@ -484,3 +484,15 @@ def test_sync_false_is_loud(tmp_path: Path, caplog: pytest.LogCaptureFixture) ->
 def test_open_arguments_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="map_size"):
         Store.open(tmp_path, map_size=2 << 20, max_map_size=1 << 20)
+
+
+def test_raw_values_answer_each_key_in_order_across_read_batches(tmp_path: Path) -> None:
+    with Store.open(tmp_path) as store:
+        store.write(
+            lambda txn: [txn.put("jobs", b"k%04d" % i, cursor(i)) for i in range(0, 600, 2)]
+        )
+        asked = [b"k%04d" % i for i in range(599, -1, -1)]  # 600 keys, half of them absent
+        got = list(store.raw_values("jobs", iter(asked)))
+        assert [k for k, _ in got] == asked
+        assert [k for k, buf in got if buf is not None] == [k for k in asked if int(k[1:]) % 2 == 0]
+        assert list(store.raw_values("jobs", [])) == []
