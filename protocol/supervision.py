@@ -83,6 +83,9 @@ class ChildSpec(Frozen):
     args: dict[str, Any] = Field(default_factory=dict)
     restart: RestartType = RestartType.PERMANENT
     shutdown_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    start_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    """How long the supervisor waits for a static child's ``init`` before it starts the next
+    child anyway (a child that is slow to start delays its siblings, it never blocks them)."""
     supervisor: SupervisorSpec | None = None
     """The subtree, when ``actor == "supervisor"``."""
 

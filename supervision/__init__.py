@@ -14,7 +14,7 @@ from supervision.errors import (
 )
 from supervision.faults import FaultPlan
 from supervision.registry import Registry
-from supervision.runtime import ROOT, Runtime
+from supervision.runtime import ROOT, Runtime, wait_for
 from supervision.supervisor import Supervisor
 
 __all__ = [
@@ -35,4 +35,5 @@ __all__ = [
     "Supervisor",
     "SystemClock",
     "UnknownMessage",
+    "wait_for",
 ]

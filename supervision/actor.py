@@ -41,13 +41,15 @@ from supervision.clock import Clock
 from supervision.errors import InjectedFault, UnknownMessage
 from supervision.faults import FaultPlan
 from supervision.registry import Registry
+from supervision.threads import ActorThreads
 
 log = logging.getLogger(__name__)
 S = TypeVar("S", bound=BaseModel)
 
 _handling = threading.local()
-"""Per actor thread: the actor's name and the message it is handling (pykka gives every actor
-its own thread). Two attribute writes per message; the ids are derived only when a log line is
+"""Per actor thread: the actor's name and the message it is handling (an actor's loop has a
+thread to itself while it runs; ``supervision.threads`` reuses it afterwards). Two attribute
+writes per message; the ids are derived only when a log line is
 written (``message_ids``), so a busy actor pays nothing for correlation."""
 
 
@@ -92,9 +94,8 @@ class Services:
     on_root_failure: Callable[[str], None] = lambda reason: None
     redact: Callable[[str], str] = lambda text: text
     """Applied to every error text before it is stored, logged or shown."""
-    threads: list[threading.Thread] = field(default_factory=list)
-    """Every actor thread ever started, so a stop can prove none is left."""
-    threads_lock: threading.Lock = field(default_factory=threading.Lock)
+    threads: ActorThreads = field(default_factory=ActorThreads)
+    """The threads actor loops run on (reused), so a stop can prove none is left."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,9 @@ class ActorContext:
     exit_reported: threading.Event = field(default_factory=threading.Event)
     """Set once this incarnation's ``ChildExited`` is in its parent's mailbox: a dead ref whose
     event stays unset died silently."""
+    initialized: threading.Event = field(default_factory=threading.Event)
+    """Set once this incarnation's ``on_start`` has returned or failed: a supervisor starting
+    its static children waits for it before it starts the next one."""
 
 
 def describe(exc: BaseException, redact: Callable[[str], str] = lambda t: t) -> str:
@@ -186,9 +190,11 @@ class SupervisedActor(pykka.ThreadingActor):
 
     # --- pykka hooks ---------------------------------------------------------------------
 
+    def _start_actor_loop(self) -> None:
+        # pykka's backend hook: the loop runs on a reused thread instead of a new one
+        self.services.threads.run(self._actor_loop, self.name)
+
     def on_start(self) -> None:
-        with self.services.threads_lock:
-            self.services.threads.append(threading.current_thread())
         try:
             state = None
             if self.checkpoint_type is not None and self.services.checkpoints is not None:
@@ -198,6 +204,8 @@ class SupervisedActor(pykka.ThreadingActor):
         except Exception as exc:
             self._crashed(exc)
             raise
+        finally:
+            self.ctx.initialized.set()
 
     def on_receive(self, message: Any) -> Any:
         if self._faults is not None:

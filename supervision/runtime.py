@@ -103,13 +103,9 @@ class Runtime:
             with contextlib.suppress(pykka.Timeout):
                 root.stop(block=True, timeout=timeout)
         self.clock.stop()
-        with self.services.threads_lock:
-            threads = list(self.services.threads)
-        for thread in threads:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        alive = [t.name for t in threads if t.is_alive()]
-        if alive:
-            raise SupervisionError(f"actor threads still alive after stop: {alive}")
+        left = self.services.threads.close(timeout=max(0.0, deadline - time.monotonic()))
+        if left:
+            raise SupervisionError(f"actor threads still alive after stop: {left}")
 
     def __enter__(self) -> Runtime:
         return self.start()
@@ -149,21 +145,29 @@ class Runtime:
     def wait_for(
         self, predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.005
     ) -> T:
-        """Poll ``predicate`` until it returns a truthy value, and return that value.
+        """Poll ``predicate`` until it returns a truthy value, and return that value (see
+        the module function ``wait_for``)."""
+        return wait_for(predicate, timeout=timeout, interval=interval)
 
-        An exception from the predicate counts as "not yet" (an actor may be restarting); if
-        time runs out, ``TimeoutError`` names the last exception or value seen.
-        """
-        deadline = time.monotonic() + timeout
-        last: object = None
-        while True:
-            try:
-                value = predicate()
-                if value:
-                    return value
-                last = value
-            except Exception as exc:
-                last = exc
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"condition not met within {timeout:g}s; last: {last!r}")
-            time.sleep(interval)
+
+def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.005) -> T:
+    """Poll ``predicate`` until it returns a truthy value, and return that value.
+
+    An exception from the predicate counts as "not yet" (an actor may be restarting); if
+    time runs out, ``TimeoutError`` names the last exception or value seen::
+
+        wait_for(lambda: threads.idle() == 1, timeout=5)
+    """
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+            last = value
+        except Exception as exc:
+            last = exc
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"condition not met within {timeout:g}s; last: {last!r}")
+        time.sleep(interval)

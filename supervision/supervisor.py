@@ -15,8 +15,11 @@ Erlang/OTP semantics, because operators already know them::
   all its children (in reverse order) and crashes, so its own supervisor decides. The root's crash
   ends the runtime (the daemon exits non-zero).
 - ``backoff`` delays the n-th quick restart of a child by ``initial_s * 2**(n-1)``, up to ``max_s``.
+- Static children start one after another, as OTP's ``start_link``: a child's ``init`` has
+  returned (or failed, or ``start_timeout_s`` passed) before the next child is started.
 - Dynamic children come by ``StartChild`` (answered with ``ChildStarted``), up to ``max_children``
-  alive at once.
+  alive at once; the answer does not wait for the child's ``init`` (a resolver's first message
+  waits in its mailbox instead), so a burst of them costs no round trip each.
 - A child whose thread died without telling anyone is found by ``CheckChildren``: the registry
   sends one when a message bounces off a dead ref, and the supervisor checks every
   ``check_interval_s`` of its clock.
@@ -255,6 +258,13 @@ class Supervisor(SupervisedActor):
             return
         child.ref = ref
         self.registry.register(spec.id, ref, spec.actor, self.actor_ref, child.incarnation)
+        if not child.dynamic and not ctx.initialized.wait(spec.start_timeout_s):
+            log.warning(
+                "%s: %s still starting after %gs; starting the next child",
+                self.name,
+                spec.id,
+                spec.start_timeout_s,
+            )
 
     def _start_dynamic(self, spec: ChildSpec) -> ChildStarted:
         existing = self.children.get(spec.id)

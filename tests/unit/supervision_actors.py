@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Literal
 
 from protocol.codec import register
@@ -41,6 +42,7 @@ class Worker(SupervisedActor):
 
     Records ``("start", name, incarnation)`` and ``("stop", name)`` in ``extra["events"]``;
     with ``args["fail_start"]`` it fails in ``init`` that many times (counted in ``extra``);
+    with ``args["slow_start_s"]`` its ``init`` takes that long;
     an event in ``extra["stop_gates"][name]`` holds its ``terminate`` until set.
     """
 
@@ -49,6 +51,7 @@ class Worker(SupervisedActor):
         if failures.get(self.name, 0) < int(self.ctx.args.get("fail_start", 0)):
             failures[self.name] = failures.get(self.name, 0) + 1
             raise RuntimeError(f"{self.name} refuses to start")
+        threading.Event().wait(float(self.ctx.args.get("slow_start_s", 0)))  # a slow start-up
         self.seen: list[int] = []
         self.services.extra.setdefault("events", []).append(
             ("start", self.name, self.ctx.incarnation)

@@ -83,6 +83,23 @@ def test_one_for_all_restarts_everyone_stopping_in_reverse() -> None:
         assert starts == ["a", "b", "c"]
 
 
+def test_a_static_child_starts_only_after_its_elder_sibling_has_started() -> None:
+    with tree(worker("a", slow_start_s=0.2), worker("b")) as rt:
+        incarnations(rt, "a", "b")
+        assert [e[1] for e in events(rt) if e[0] == "start"] == ["a", "b"]
+
+
+def test_a_child_slower_than_its_start_timeout_delays_its_siblings_but_does_not_block_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    slow = worker("a", slow_start_s=2.0).model_copy(update={"start_timeout_s": 0.1})
+    with tree(slow, worker("b")) as rt:
+        assert rt.ask("b", Ping(), timeout=1.5) == 1  # answered while a is still starting
+        assert [e[1] for e in events(rt) if e[0] == "start"] == ["b"]
+        assert "a still starting after 0.1s" in caplog.text
+        rt.wait_for(lambda: incarnations(rt, "a") == (1,), timeout=5)
+
+
 def test_rest_for_one_restarts_the_crashed_child_and_those_after_it() -> None:
     with tree(worker("a"), worker("b"), worker("c"), strategy=Strategy.REST_FOR_ONE) as rt:
         incarnations(rt, "a", "b", "c")
