@@ -47,7 +47,6 @@ class ActorThreads:
         self._changed = threading.Condition(self._lock)
         self._idle: list[_Worker] = []
         self._busy: dict[_Worker, str] = {}
-        self._workers: set[_Worker] = set()
         self._closed = False
         self.started = 0
         """Threads started so far (a reused thread is not counted again)."""
@@ -59,7 +58,6 @@ class ActorThreads:
             fresh = worker is None
             if worker is None:
                 worker = _Worker()
-                self._workers.add(worker)
                 self.started += 1
             self._busy[worker] = name
         if not fresh:
@@ -77,6 +75,7 @@ class ActorThreads:
             return sorted(self._busy.values())
 
     def idle(self) -> int:
+        """How many threads wait for a loop now."""
         with self._lock:
             return len(self._idle)
 
@@ -111,8 +110,6 @@ class ActorThreads:
             except BaseException:  # pykka's loop handles its own; never lose the thread quietly
                 log.exception("actor loop of %s raised", name)
             work = self._next(worker)
-        with self._lock:
-            self._workers.discard(worker)
 
     def _next(self, worker: _Worker) -> _Work:
         """Become idle; the next loop handed to this thread, or ``None`` to end it."""
