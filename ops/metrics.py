@@ -261,7 +261,21 @@ class RunnerCollector(Collector):
             "Whether the root supervisor gave up.",
             value=int(self.runtime.failed.is_set()),
         )
-        return [up, restarts, depth, alive, dead, failed]
+        pool = self.runtime.services.threads
+        threads = GaugeMetricFamily(
+            P + "actor_threads",
+            "Threads of actor loops: running one, or idle and waiting to be reused.",
+            labels=["state"],
+        )
+        running, idle = len(pool.running()), pool.idle()
+        threads.add_metric(["running"], running)
+        threads.add_metric(["idle"], idle)
+        started = CounterMetricFamily(
+            P + "actor_threads_started",
+            "Threads started for actor loops (a reused thread is not counted again).",
+            value=pool.started,
+        )
+        return [up, restarts, depth, alive, dead, failed, threads, started]
 
     def _store(self) -> list[Metric]:
         if self.store is None:

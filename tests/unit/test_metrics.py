@@ -99,6 +99,10 @@ def test_a_scrape_reads_runtime_scheduler_actors_and_store(tmp_path: Path) -> No
     assert ("oracle_runner_actor_mailbox_depth",
             (("actor", "resolver:*"), ("type", "resolver"))) in got  # fmt: skip
     assert value(body, "oracle_runner_resolvers_alive") == 1  # market 3 holds
+    running = value(body, "oracle_runner_actor_threads", state="running")
+    assert running >= 2  # the scheduler, the resolver of market 3, ...
+    started = value(body, "oracle_runner_actor_threads_started_total")
+    assert started >= running + value(body, "oracle_runner_actor_threads", state="idle")
     assert value(body, "oracle_runner_lmdb_entries", db="jobs") == 5
     assert value(body, "oracle_runner_lmdb_used_bytes") > 0
     assert value(body, "oracle_runner_lmdb_map_size_bytes") >= value(
