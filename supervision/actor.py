@@ -192,7 +192,12 @@ class SupervisedActor(pykka.ThreadingActor):
 
     def _start_actor_loop(self) -> None:
         # pykka's backend hook: the loop runs on a reused thread instead of a new one
-        self.services.threads.run(self._actor_loop, self.name)
+        try:
+            self.services.threads.run(self._actor_loop, self.name)
+        except BaseException:  # no thread: pykka registered an actor that will never run
+            self.actor_stopped.set()
+            pykka.ActorRegistry.unregister(self.actor_ref)
+            raise
 
     def on_start(self) -> None:
         try:

@@ -67,7 +67,14 @@ class ActorThreads:
             target=self._serve, args=(worker, loop, name), name=self._label(name), daemon=True
         )
         worker.thread = thread
-        thread.start()
+        try:
+            self._spawn(thread)
+        except BaseException:  # no thread to be had: the actor's start fails, nothing is kept
+            with self._lock:
+                del self._busy[worker]
+                self.started -= 1
+                self._changed.notify_all()
+            raise
 
     def running(self) -> list[str]:
         """The names of the actors whose loops are running now."""
@@ -128,6 +135,9 @@ class ActorThreads:
                 self._idle.remove(worker)
                 return None
         return worker.inbox.get()  # ``run`` took this thread just now; its loop is on the way
+
+    def _spawn(self, thread: threading.Thread) -> None:
+        thread.start()  # RuntimeError when the process may start no more threads
 
     def _label(self, name: str) -> str:
         return f"{self.prefix}:{name}"

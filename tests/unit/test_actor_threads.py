@@ -6,13 +6,14 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 
+import pykka
 import pytest
 
 from protocol.messages import StartChild
-from protocol.supervision import Intensity, RestartType, Strategy, SupervisorSpec
+from protocol.supervision import Backoff, Intensity, RestartType, Strategy, SupervisorSpec
 from supervision import ManualClock, Runtime, SupervisionError, wait_for
 from supervision.threads import ActorThreads
-from tests.unit.supervision_actors import TYPES, Done, worker
+from tests.unit.supervision_actors import TYPES, Done, Worker, worker
 from tests.unit.test_supervision import tree
 
 pytestmark = pytest.mark.timeout(30)
@@ -156,3 +157,32 @@ def test_a_stop_names_an_actor_whose_thread_will_not_end() -> None:
     finally:
         gate.set()
     assert pool.close(timeout=5) == []
+
+
+class _NoThreads(ActorThreads):
+    """A process that may start no more threads."""
+
+    def _spawn(self, thread: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+
+def test_a_thread_that_cannot_start_fails_the_run_and_is_not_waited_for() -> None:
+    pool = _NoThreads(idle_s=30.0)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        pool.run(lambda: None, "unlucky")
+    assert pool.running() == [] and pool.started == 0
+    assert pool.close(timeout=0.05) == []  # a stop is not held up by a loop that never ran
+
+
+def test_an_actor_without_a_thread_is_a_failed_start_and_leaves_no_actor_behind() -> None:
+    with tree(backoff=Backoff(initial_s=5, max_s=5)) as rt:
+        pool, rt.services.threads = rt.services.threads, _NoThreads()
+        try:
+            reply = rt.ask("root", StartChild(spec=worker("r1", RestartType.TRANSIENT)))
+            assert reply.started  # the supervisor took it on; its start crashed
+            entry = rt.wait_for(lambda: rt.registry.entry("r1"))
+            rt.wait_for(lambda: "can't start new thread" in (entry.last_error or ""))
+            assert not rt.alive("r1")
+            assert not [r for r in pykka.ActorRegistry.get_all() if r.actor_class is Worker]
+        finally:
+            rt.services.threads = pool
