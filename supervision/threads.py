@@ -25,6 +25,8 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 Loop = Callable[[], object]
+_JOIN_FLOOR_S = 0.5
+"""What ``close`` gives a thread that has no loop left to end, even past its deadline."""
 _Work = tuple[Loop, str] | None
 """A loop and the actor's name, or ``None``: end the thread."""
 
@@ -47,6 +49,8 @@ class ActorThreads:
         self._changed = threading.Condition(self._lock)
         self._idle: list[_Worker] = []
         self._busy: dict[_Worker, str] = {}
+        self._workers: set[_Worker] = set()
+        """Every worker whose thread may still be alive (pruned as new ones start)."""
         self._closed = False
         self.started = 0
         """Threads started so far (a reused thread is not counted again)."""
@@ -59,6 +63,8 @@ class ActorThreads:
             if worker is None:
                 worker = _Worker()
                 self.started += 1
+                self._prune()
+                self._workers.add(worker)
             self._busy[worker] = name
         if not fresh:
             worker.inbox.put((loop, name))
@@ -72,6 +78,7 @@ class ActorThreads:
         except BaseException:  # no thread to be had: the actor's start fails, nothing is kept
             with self._lock:
                 del self._busy[worker]
+                self._workers.discard(worker)
                 self.started -= 1
                 self._changed.notify_all()
             raise
@@ -87,21 +94,24 @@ class ActorThreads:
             return len(self._idle)
 
     def close(self, timeout: float) -> list[str]:
-        """Wait up to ``timeout`` s for running loops to end, then end the idle threads.
+        """Wait up to ``timeout`` s for running loops to end, then end the other threads.
 
         Returns the names of the actors whose loops were still running at the deadline (an
-        empty list: no actor thread is left)."""
+        empty list: every thread of the pool has ended)."""
         deadline = time.monotonic() + timeout
         with self._lock:
             self._closed = True
             self._changed.wait_for(lambda: not self._busy, timeout=timeout)
             left = sorted(self._busy.values())
             idle, self._idle = self._idle, []
+            ending = [w for w in self._workers if w not in self._busy]
         for worker in idle:
             worker.inbox.put(None)
-        for worker in idle:
+        for worker in ending:  # idle, or past their last loop: each ends at once
             if worker.thread is not None:
-                worker.thread.join(timeout=max(0.0, deadline - time.monotonic()))
+                worker.thread.join(timeout=max(_JOIN_FLOOR_S, deadline - time.monotonic()))
+        with self._lock:
+            self._prune()
         return left
 
     # --- a worker thread -----------------------------------------------------------------
@@ -135,6 +145,12 @@ class ActorThreads:
                 self._idle.remove(worker)
                 return None
         return worker.inbox.get()  # ``run`` took this thread just now; its loop is on the way
+
+    def _prune(self) -> None:
+        """Forget workers whose thread has ended (with the lock held)."""
+        self._workers = {
+            w for w in self._workers if w.thread is None or w.thread.is_alive() or w in self._busy
+        }
 
     def _spawn(self, thread: threading.Thread) -> None:
         thread.start()  # RuntimeError when the process may start no more threads

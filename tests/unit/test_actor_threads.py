@@ -186,3 +186,22 @@ def test_an_actor_without_a_thread_is_a_failed_start_and_leaves_no_actor_behind(
             assert not [r for r in pykka.ActorRegistry.get_all() if r.actor_class is Worker]
         finally:
             rt.services.threads = pool
+
+
+def test_close_returns_after_the_threads_of_loops_ending_meanwhile_have_ended() -> None:
+    pool = ActorThreads(idle_s=30.0)
+    gate, started = threading.Event(), threading.Semaphore(0)
+    for n in range(4):
+        pool.run(blocker(gate, started), f"w{n}")
+    for _ in range(4):
+        assert started.acquire(timeout=5)
+    idents = {t.ident for t in threading.enumerate() if t.name.startswith("actor:w")}
+    assert len(idents) == 4
+    opener = threading.Timer(0.05, gate.set)  # the loops end while close waits for them
+    opener.start()
+    try:
+        assert pool.close(timeout=5) == []
+        assert not idents & {t.ident for t in threading.enumerate()}
+    finally:
+        opener.cancel()
+        gate.set()
