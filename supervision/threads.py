@@ -42,9 +42,8 @@ class _Worker:
 class ActorThreads:
     """A pool of daemon threads without an upper bound, each running one actor loop at a time."""
 
-    def __init__(self, idle_s: float = 10.0, prefix: str = "actor") -> None:
+    def __init__(self, idle_s: float = 10.0) -> None:
         self.idle_s = idle_s
-        self.prefix = prefix
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._idle: list[_Worker] = []
@@ -156,4 +155,4 @@ class ActorThreads:
         thread.start()  # RuntimeError when the process may start no more threads
 
     def _label(self, name: str) -> str:
-        return f"{self.prefix}:{name}"
+        return f"actor:{name}"

@@ -10,10 +10,10 @@ import pykka
 import pytest
 
 from protocol.messages import StartChild
-from protocol.supervision import Backoff, Intensity, RestartType, Strategy, SupervisorSpec
-from supervision import ManualClock, Runtime, SupervisionError, wait_for
+from protocol.supervision import Backoff, RestartType
+from supervision import SupervisionError, wait_for
 from supervision.threads import ActorThreads
-from tests.unit.supervision_actors import TYPES, Done, Worker, worker
+from tests.unit.supervision_actors import Done, Worker, worker
 from tests.unit.test_supervision import tree
 
 pytestmark = pytest.mark.timeout(30)
@@ -143,20 +143,15 @@ def test_short_lived_actors_reuse_threads_and_stop_leaves_none() -> None:
 
 def test_a_stop_names_an_actor_whose_thread_will_not_end() -> None:
     gate = threading.Event()
-    spec = SupervisorSpec(
-        strategy=Strategy.ONE_FOR_ONE,
-        intensity=Intensity(max_restarts=10, period_s=60),
-        children=(worker("slow"),),
-    )
-    rt = Runtime(spec, actor_types=TYPES, clock=ManualClock()).start()
-    rt.services.extra["stop_gates"] = {"slow": gate}
-    pool = rt.services.threads
-    try:
-        with pytest.raises(SupervisionError, match="slow"):
-            rt.stop(timeout=0.2)
-    finally:
-        gate.set()
-    assert pool.close(timeout=5) == []
+    with tree(worker("slow")) as rt:
+        rt.services.extra["stop_gates"] = {"slow": gate}
+        try:
+            with pytest.raises(SupervisionError, match="slow"):
+                rt.stop(timeout=0.2)
+        finally:
+            gate.set()
+    # leaving the block stops again: the slow thread has ended by then, nothing is left
+    assert rt.services.threads.close(timeout=5) == []
 
 
 class _NoThreads(ActorThreads):
