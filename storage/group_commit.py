@@ -97,15 +97,24 @@ class Op(Generic[T]):
 
 
 class _Group:
-    """One caller's ops, queued together, and the event that wakes that caller alone."""
+    """One caller's ops, queued together, and the event that wakes that caller alone.
+
+    ``wake`` exists only for a caller that found a leader at work and waits: a caller that leads
+    its own write (the common case of a lone writer) never needs one.
+    """
 
     __slots__ = ("lead", "ops", "wake")
 
     def __init__(self, ops: list[Op[Any]]) -> None:
         self.ops = ops
-        self.wake = threading.Event()
+        self.wake: threading.Event | None = None
         self.lead = False
         """Set with ``wake`` when leadership is handed to this group's caller."""
+
+    def release(self) -> None:
+        """Wake this group's caller, if it waits (called with the results, or the lead, set)."""
+        if self.wake is not None:
+            self.wake.set()
 
 
 class GroupCommit:
@@ -126,9 +135,12 @@ class GroupCommit:
         self._queue: deque[_Group] = deque()
         self._lock = threading.Lock()
         self._free = threading.Condition(self._lock)
-        """Signalled when leadership becomes free (for ``exclusive``)."""
+        """Signalled when leadership becomes free, if ``exclusive`` waits for it."""
         self._queued = threading.Condition(self._lock)
-        """Signalled when a write is queued (for ``wait_queued``)."""
+        """Signalled when a write is queued, if ``wait_queued`` waits for one."""
+        self._waiters = 0
+        """Callers of ``exclusive`` and ``wait_queued`` waiting on a condition: a lone writer's
+        path notifies neither condition while this is 0."""
         self._leading = False
         self._leader_thread: int | None = None
         self.batches = 0
@@ -156,9 +168,13 @@ class GroupCommit:
     def wait_queued(self, n: int, timeout: float) -> bool:
         """Wait until at least ``n`` functions are queued; whether that happened in time."""
         with self._lock:
-            return self._queued.wait_for(
-                lambda: sum(len(group.ops) for group in self._queue) >= n, timeout
-            )
+            self._waiters += 1
+            try:
+                return self._queued.wait_for(
+                    lambda: sum(len(group.ops) for group in self._queue) >= n, timeout
+                )
+            finally:
+                self._waiters -= 1
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -166,7 +182,11 @@ class GroupCommit:
         if self._leader_thread == threading.get_ident():
             raise StorageError("cannot close the store from inside a write function")
         with self._lock:
-            self._free.wait_for(lambda: not self._leading)
+            self._waiters += 1
+            try:
+                self._free.wait_for(lambda: not self._leading)
+            finally:
+                self._waiters -= 1
             self._leading = True
         try:
             yield
@@ -179,12 +199,15 @@ class GroupCommit:
         mine = _Group(ops)
         with self._lock:
             self._queue.append(mine)
-            self._queued.notify_all()
+            if self._waiters:
+                self._queued.notify_all()
             follow = self._leading
+            if follow:
+                wake = mine.wake = threading.Event()
             self._leading = True
         if follow:
             try:
-                mine.wake.wait()
+                wake.wait()
             except BaseException:  # interrupted while waiting: withdraw, pass on a handed lead
                 with self._lock:
                     self._withdraw(mine)
@@ -218,10 +241,11 @@ class GroupCommit:
             if self._queue:
                 heir = self._queue[0]
                 heir.lead = True
-                heir.wake.set()
+                heir.release()  # queued behind a leader, so it waits on its event
             else:
                 self._leading = False
-                self._free.notify_all()
+                if self._waiters:
+                    self._free.notify_all()
 
     def _lead(self) -> None:
         batch: list[Op[Any]] = []
@@ -252,4 +276,4 @@ class GroupCommit:
                 if not op.done:
                     op.fail(StorageError("write left unfinished by the committer"))
             for group in groups:
-                group.wake.set()
+                group.release()

@@ -141,6 +141,41 @@ def test_the_lead_passes_to_the_oldest_waiting_writer_who_takes_the_whole_queue(
 
 
 @pytest.mark.timeout(60)
+def test_exclusive_waits_for_a_lone_writer_and_is_woken_when_it_ends() -> None:
+    """A lone writer leads without waking anyone; a waiting ``exclusive`` still gets the lead."""
+    held, entered = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def commit_batch(ops: list[Op[Any]]) -> None:
+        entered.set()
+        assert held.wait(WAIT)
+        for op in ops:
+            op.set_value(op.fn(None))
+            op.finish()
+        order.append("write")
+
+    group = GroupCommit(commit_batch)
+    writer = threading.Thread(target=lambda: group.submit(lambda _: 1), daemon=True)
+    writer.start()
+    assert entered.wait(WAIT)
+
+    def close() -> None:
+        with group.exclusive():
+            order.append("exclusive")
+
+    closer = threading.Thread(target=close, daemon=True)
+    closer.start()
+    closer.join(0.2)
+    assert closer.is_alive() and order == []  # held behind the writer's batch
+    held.set()
+    for thread in (writer, closer):
+        thread.join(WAIT)
+        assert not thread.is_alive()
+    assert order == ["write", "exclusive"]
+    assert group.submit(lambda _: 2) == 2  # the lead was given back after exclusive
+
+
+@pytest.mark.timeout(60)
 def test_many_threads_writing_freely_all_land(tmp_path: Path) -> None:
     threads, per_thread = 16, 40
     errors: list[BaseException] = []
