@@ -30,8 +30,12 @@ Args (all optional): ``weight_per_minute`` (1200), ``headroom_pct`` (10), ``live
 end a history request counts as closed), ``queue_timeout_s`` (120), ``queue_limit`` (10000 per
 source), ``cache_entries`` (10000, LRU), ``max_pages`` (100). Services: ``extra["hl_clients"]``,
 a list of ``HyperliquidClient``: the primary, then at most one fallback; ``extra["store"]``
-(optional): each source's weight spent in the last minute is written there (``meta``, at most
-once a second and at stop) and read back at start, so a restarted runner keeps to the limit.
+(optional): each source's weight spent in the last minute is written there (``meta``) and read
+back at start, so a restarted runner keeps to the limit. The ledger is written ahead: pages
+leave for the pool only after a ledger holding their base weight is durable (one write per pump
+round that sends any), and what a page cost beyond its base (items, client retries) is written
+as soon as its report is handled. A SIGKILL therefore forgets only that extra weight of pages
+answered but not yet reported, never the weight of a request it sent (ADR 0008).
 """
 
 from __future__ import annotations
@@ -67,8 +71,6 @@ HISTORY_TYPES = frozenset({"candleSnapshot", "fundingHistory", "userFillsByTime"
 """Request types over a time range: once the range is closed, their answer never changes."""
 
 TRANSIENT, PERMANENT = FailureClass.TRANSIENT, FailureClass.PERMANENT
-LEDGER_SAVE_EVERY_S = 1.0
-"""How often, at most, the weight spent is written to LMDB (a crash forgets at most this much)."""
 
 
 # --- the actor's own messages ---------------------------------------------------------------
@@ -86,13 +88,6 @@ class _PageDone:
     failure: _Failure | None
     client_spent: int
     """The client's total weight spent, read after this call (retries included)."""
-
-
-@dataclass(frozen=True)
-class _SaveLedgers:
-    """A timer: write the sources' weight ledgers (at most every ``LEDGER_SAVE_EVERY_S``)."""
-
-    kind: ClassVar[str] = "price_cache_save_ledgers"
 
 
 @dataclass(frozen=True)
@@ -126,7 +121,8 @@ class PriceCache(SupervisedActor):
         self.pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix=f"{self.name}-io")
         self.store: Store | None = self.services.extra.get("store")
         self.saved: dict[str, tuple[tuple[int, int], ...]] = {}
-        self.save_due = False
+        self.ledger_dirty = False
+        """Weight was charged after the fact (items, retries) and is not written yet."""
         self._restore_ledgers()
 
     def handle(self, message: Any) -> Any:
@@ -139,15 +135,8 @@ class PriceCache(SupervisedActor):
                 if name in self.by_name:
                     self.by_name[name].timer_due = None
                 self._pump()
-            case _SaveLedgers():
-                self.save_due = False
-                self._save_ledgers()
-                return None
             case _:
                 return self.unhandled(message)
-        if self.store is not None and not self.save_due:
-            self.save_due = True
-            self.send_later(LEDGER_SAVE_EVERY_S, self.name, _SaveLedgers())
         return None
 
     def terminate(self) -> None:
@@ -179,8 +168,11 @@ class PriceCache(SupervisedActor):
                     log.info("%s: %s spent %d weight this minute", self.name, source.name, restored)
 
     def _save_ledgers(self) -> None:
-        """Write each source's ledger that changed since it was last written."""
-        assert self.store is not None
+        """Write each source's ledger that changed since it was last written (a failure is
+        logged, counted and retried in the next round: the ledger is never worth a crash)."""
+        self.ledger_dirty = False
+        if self.store is None:
+            return
         now = self.clock.now()
         puts = []
         for source in self.sources:
@@ -198,8 +190,11 @@ class PriceCache(SupervisedActor):
         try:
             self.store.write(save)
         except StorageError as exc:  # only advisory: the next save tries again
+            self.counts["ledger_save_failures"] += 1
+            self.ledger_dirty = True  # tried again in the next round
             log.warning("%s: weight ledgers not saved: %s", self.name, exc)
             return
+        self.counts["ledger_writes"] += 1
         for source, ledger, _ in puts:
             self.saved[source.name] = ledger
 
@@ -261,10 +256,16 @@ class PriceCache(SupervisedActor):
     # --- queued pages go out: budget, breaker, workers -------------------------------------
 
     def _pump(self) -> None:
+        """Dispatch what the budgets, breakers and workers allow, the ledger written first."""
         now = self.clock.now()
+        outgoing: list[tuple[_Source, _Job, Ticket]] = []
         progressed = True
         while progressed:
-            progressed = any([self._dispatch(source, now) for source in self.sources])
+            progressed = any([self._dispatch(source, now, outgoing) for source in self.sources])
+        if outgoing or self.ledger_dirty:
+            self._save_ledgers()  # their base weight is durable before they are sent
+        for source, job, ticket in outgoing:
+            self.pool.submit(_fetch_page, source, job, ticket, self.actor_ref)
         for source in self.sources:
             self._drop_waiting(source, now)
             self._arm_timer(source, now)
@@ -283,8 +284,11 @@ class PriceCache(SupervisedActor):
             for job in source.budget.remove(lambda job: True):
                 self._finish(job.fetch, _Failure(TRANSIENT, reason))
 
-    def _dispatch(self, source: _Source, now: float) -> bool:
-        """Send the source's next queued page if the budget, the breaker and a worker allow."""
+    def _dispatch(
+        self, source: _Source, now: float, outgoing: list[tuple[_Source, _Job, Ticket]]
+    ) -> bool:
+        """Take the source's next queued page (charged, into ``outgoing``) if the budget, the
+        breaker and a worker allow."""
         if self.in_flight >= self.config.workers:
             return False
         budget = source.budget
@@ -298,7 +302,7 @@ class PriceCache(SupervisedActor):
         budget.take(now)
         self.in_flight += 1
         source.counts["requests"] += 1
-        self.pool.submit(_fetch_page, source, job, ticket, self.actor_ref)
+        outgoing.append((source, job, ticket))
         return True
 
     def _arm_timer(self, source: _Source, now: float) -> None:
@@ -322,9 +326,11 @@ class PriceCache(SupervisedActor):
         self.in_flight -= 1
         source = self.by_name[done.source]
         now = self.clock.now()
+        before = source.budget.charged_total
         if done.page is not None:
             source.budget.charge(_item_weight(done.page), now)
         source.budget.catch_up(done.client_spent - source.baseline, now)
+        self.ledger_dirty |= source.budget.charged_total != before
         if done.failure is not None and done.failure.counts:
             source.counts["failures"] += 1
             source.breaker.failed(done.ticket, now)
@@ -472,6 +478,8 @@ class PriceCache(SupervisedActor):
             "weight_spent": sum(s["weight_spent"] for s in per_source.values()),
             "queued": sum(s["queued"] for s in per_source.values()),
             "in_flight": self.in_flight,
+            "ledger_writes": self.counts["ledger_writes"],
+            "ledger_save_failures": self.counts["ledger_save_failures"],
             "fetches_in_flight": len(self.fetches),
             "breakers": {name: s["breaker"] for name, s in per_source.items()},
             "breaker": primary["breaker"],

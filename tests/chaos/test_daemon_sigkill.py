@@ -82,8 +82,8 @@ def test_sigkill_at_random_points_loses_nothing_and_commits_once(tmp_path: Path)
         specs = [s for s in specs if s.subject.metric_id != "open_interest"]
         specs += generated_specs(CREATOR.address, MARKETS - len(specs), seed=SEED)
         keys: list[MarketKey] = net.create_markets(specs)
-        # a process killed within a second of spending weight forgets that second's (ADR 0008),
-        # so restarts can still earn a 429 or open the breaker: the retry budget outlasts that
+        # a kill can still forget the item weight of pages answered but not yet reported
+        # (ADR 0008), so restarts may earn a 429 or open the breaker: the retry budget outlasts it
         config = net.config_file(
             tmp_path / "runner.toml",
             tmp_path / "data",

@@ -338,6 +338,57 @@ def test_a_restart_keeps_to_the_minute_the_last_process_spent(
     assert saved is not None and sum(w for _, w in saved.spent) == 80  # the second minute's
 
 
+def test_the_ledger_is_written_before_pages_are_sent_and_after_their_items(
+    sims: Callable[..., HlSimulator],
+    clients: Callable[..., HyperliquidClient],
+    gen1: Dataset,
+    tmp_path: Path,
+) -> None:
+    """No stop and no clock tick: while the pages are still at a slow simulator the stored
+    ledger already holds their base weight (a SIGKILL now would forget nothing sent), and
+    once answered it holds what their items cost too (what the simulator charged)."""
+    clock = ManualClock(start=T0 + GEN_DAYS * DAY_S)
+    sim = sims(gen1, clock=sim_clock(clock))
+    sim.set_faults(latency_ms=2000)
+    client = clients(sim.url, clock)
+
+    def stored() -> int:
+        saved = store.get("meta", ledger_key(client.url), WeightLedger)
+        return 0 if saved is None else sum(w for _, w in saved.spent)
+
+    funding = market("BTC", ("WINDOW_SUM", T0, T0 + 25 * DAY_S), metric="funding")
+    with Store.open(tmp_path / "data") as store, running([client], clock, store) as rt:
+        send(rt, "q0", price(1))
+        send(rt, "q1", funding)
+        rt.wait_for(lambda: rt.state("price_cache")["in_flight"] == 2)
+        assert stored() == 40  # two pages of base weight 20, both still unanswered
+        assert upstream(sim) == 0
+        replies(rt, 2)
+        charged = httpx.get(f"{sim.url}/_sim/stats").json()["weight_by_client"]["127.0.0.1"]
+        state = rt.state("price_cache")
+        assert charged > 3 * 20  # funding's second page and its 500 rows' items
+        assert stored() == charged == state["weight_in_window"]
+        assert state["ledger_writes"] >= 2 and state["ledger_save_failures"] == 0
+
+
+def test_a_ledger_that_cannot_be_written_does_not_stop_the_answers(
+    sims: Callable[..., HlSimulator],
+    clients: Callable[..., HyperliquidClient],
+    gen1: Dataset,
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock(start=T0 + GEN_DAYS * DAY_S)
+    sim = sims(gen1, clock=sim_clock(clock))
+    store = Store.open(tmp_path / "data")
+    with running([clients(sim.url, clock)], clock, store) as rt:
+        store.close()  # every write now fails with a StorageError
+        send(rt, "q", price(1))
+        assert answer(rt, "q").value is not None
+        state = rt.state("price_cache")
+        assert state["ledger_save_failures"] >= 1 and state["ledger_writes"] == 0
+        assert rt.restarts("price_cache") == 0
+
+
 def test_a_saved_ledger_that_does_not_decode_is_ignored(
     sims: Callable[..., HlSimulator],
     clients: Callable[..., HyperliquidClient],
