@@ -81,6 +81,7 @@ price_cache
   oracle_runner_price_cache_misses_total             counter  ["cache_misses"]
   oracle_runner_price_cache_coalesced_total          counter  ["coalesced"]
   oracle_runner_price_cache_held_total               counter  ["held"] (sources disagreed)
+  oracle_runner_hyperliquid_weight_ledger_save_failures_total counter ["ledger_save_failures"]
 
 store (``Store.stats()``)
   oracle_runner_markets_discovered_total             counter  entries["markets"] (never deleted)

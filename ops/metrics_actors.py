@@ -37,6 +37,11 @@ _PRICE_CACHE = (
     ("cache_misses", "price_cache_misses", "Data queries that needed a fetch."),
     ("coalesced", "price_cache_coalesced", "Data queries joined to an identical one in flight."),
     ("held", "price_cache_held", "Values held because the sources disagreed."),
+    (
+        "ledger_save_failures",
+        "hyperliquid_weight_ledger_save_failures",
+        "Writes of the Hyperliquid weight ledger to LMDB that failed.",
+    ),
 )
 """Snapshot key, metric name (counters get ``_total``), help."""
 _GAUGE_KEYS = frozenset({"breaker_open"})

@@ -33,6 +33,7 @@ SNAPSHOTS: dict[str, Mapping[str, Any]] = {
         "requests": {("candleSnapshot", "200"): 7, ("candleSnapshot", "429"): 1,
                      (SECRET, "200"): 1},
         "weight_spent": 140, "cache_hits": 11, "cache_misses": 4, "breaker_open": False,
+        "ledger_save_failures": 2,
     },
 }  # fmt: skip
 
@@ -93,6 +94,7 @@ def test_a_scrape_reads_runtime_scheduler_actors_and_store(tmp_path: Path) -> No
     assert value(body, "oracle_runner_hyperliquid_weight_spent_total") == 140
     assert value(body, "oracle_runner_price_cache_hits_total") == 11
     assert value(body, "oracle_runner_hyperliquid_circuit_open") == 0
+    assert value(body, "oracle_runner_hyperliquid_weight_ledger_save_failures_total") == 2
     assert value(body, "oracle_runner_actor_up", actor="scheduler", type="scheduler") == 1
     assert value(body, "oracle_runner_actor_restarts_total", actor="signer:dev",
                  type="signer") == 0  # fmt: skip
