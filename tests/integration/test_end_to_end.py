@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -14,41 +11,15 @@ from devnet.hl_sim.faults import FaultConfig
 from devnet.keys import CREATOR
 from devnet.rpc_proxy import Faults
 from devnet.scenario import REPLAY_NOW, default_specs
-from ops.daemon import Daemon
 from protocol.messages import OperatorAction, OperatorCommand
 from protocol.override import OverrideRecord, record_hash
 from protocol.proof import Proof, canonical_bytes, data_hash_hex, verify
-from protocol.records import Job, JobState, Resolution
-from protocol.spec import MarketKey, MarketSpec
+from protocol.records import JobState, Resolution
+from protocol.spec import MarketSpec
 from storage import Store
+from tests.integration.daemon_harness import jobs, running, wait_states
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300), pytest.mark.xdist_group("e2e")]
-
-
-@contextmanager
-def running(net: Devnet, data: Path, **limits: Any) -> Iterator[Daemon]:
-    daemon = Daemon(net.config(data, **limits)).start()
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
-
-
-def jobs(daemon: Daemon) -> dict[MarketKey, Job]:
-    store: Store = daemon.store  # type: ignore[assignment]
-    return {job.key: job for _, job in store.items("jobs", expect=Job)}
-
-
-def wait_states(
-    daemon: Daemon, keys: list[MarketKey], states: set[JobState], timeout: float
-) -> None:
-    assert daemon.runtime is not None
-
-    def settled() -> bool:
-        found = jobs(daemon)
-        return all(k in found and found[k].state in states for k in keys)
-
-    daemon.runtime.wait_for(settled, timeout=timeout, interval=0.2)
 
 
 def test_every_default_market_is_finalized_with_a_verifiable_proof(tmp_path: Path) -> None:

@@ -1,0 +1,205 @@
+"""What a resolver finds on chain decides its path: a commit already there (ours: adopted; another
+hash: parked), a dispute window longer than it may hold a slot, a key the oracle does not accept.
+
+Each test runs the whole daemon on a devnet (anvil, the contracts, the simulator) and arranges
+the chain with the resolver's own key, as another runner or a restored data directory would.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors.scheduler import resolver_name
+from devnet.deploy import send
+from devnet.environment import Devnet
+from devnet.keys import CREATOR, OUTSIDER, RESOLVER
+from devnet.scenario import REPLAY_NOW, default_specs
+from ops.config import KeySource
+from protocol.evaluation import evaluate, next_page, plan
+from protocol.messages import FailureClass, OperatorAction, OperatorCommand, intent_id
+from protocol.proof import Proof, build_proof, canonical_bytes, data_hash_hex, verify
+from protocol.records import Job, JobState, Resolution, Stage
+from protocol.spec import MarketKey, MarketSpec
+from protocol.tx_records import TxIntent, intent_key
+from sources.hyperliquid import HyperliquidClient
+from sources.oracle import OracleClient
+from storage import Store, Txn
+from storage.checkpoints import checkpoint_key
+from tests.integration.daemon_harness import running, store_of, wait_job
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240), pytest.mark.xdist_group("e2e")]
+
+FOREIGN_HASH = b"\x11" * 32
+
+
+def closed_specs(n: int) -> list[MarketSpec]:
+    """``n`` specs of the default scenario whose windows closed before the devnet's now."""
+    closed = [s for s in default_specs(CREATOR.address, REPLAY_NOW) if s.window.t_end < REPLAY_NOW]
+    return closed[:n]
+
+
+def in_state(state: JobState) -> Any:
+    return lambda job: job.state is state
+
+
+def commit_outside_the_runner(net: Devnet, key: MarketKey, outcome: int, data_hash: bytes) -> None:
+    """``commit`` sent with the resolver's key by something other than this runner."""
+    data = OracleClient(None, net.deployment.oracle).commit_call(key.address, outcome, data_hash)  # type: ignore[arg-type]
+    send(net.w3, RESOLVER, {"to": net.deployment.oracle, "data": data})
+
+
+def runner_intent(store: Store, net: Devnet, key: MarketKey, action: str) -> TxIntent | None:
+    """The signer's intent for ``action`` on the market, if the runner ever made one."""
+    ident = intent_id("dev", net.deployment.oracle, key.address, action)
+    return store.get("txs", intent_key("dev", ident), TxIntent)
+
+
+def observed_proof(net: Devnet, spec: MarketSpec) -> Proof:
+    """The proof a runner builds for ``spec`` from the simulator's answers."""
+    client = HyperliquidClient(net.sim.url)
+    try:
+        responses = [
+            page
+            for request in plan(spec, REPLAY_NOW * 1000).requests
+            for page in client.fetch_pages(request, next_page)
+        ]
+    finally:
+        client.close()
+    return build_proof(spec, responses, evaluate(spec, responses))
+
+
+def test_a_commit_of_our_hash_already_on_chain_is_adopted_and_only_finalized(
+    tmp_path: Path,
+) -> None:
+    """A data directory restored from a backup taken at OBSERVED, after that commit was mined:
+    the resolver finds its own hash on chain, adopts it, sends no second commit, finalizes."""
+    with Devnet.start(dispute_window_s=3) as net:
+        (spec,) = closed_specs(1)
+        (key,) = net.create_markets([spec])
+        proof = observed_proof(net, spec)
+        ours = data_hash_hex(proof)
+        commit_outside_the_runner(net, key, proof.outcome, bytes.fromhex(ours[2:]))
+        observed = Resolution(
+            key=key,
+            stage=Stage.OBSERVED,
+            value=proof.value,
+            scaled=proof.scaled,
+            outcome=proof.outcome,
+            data_hash=ours,
+        )
+
+        def restored(txn: Txn) -> None:
+            txn.put("proofs", key.db_key(), proof)
+            txn.put("resolutions", key.db_key(), observed)
+            txn.put("checkpoints", checkpoint_key(resolver_name(key)), observed)
+
+        with Store.open(tmp_path / "data") as store:
+            store.write(restored)
+        with running(net, tmp_path / "data") as daemon:
+            wait_job(daemon, key, in_state(JobState.FINALIZED))
+            store = store_of(daemon)
+            res = store.get("resolutions", key.db_key(), Resolution)
+            assert res is not None and res.stage is Stage.FINALIZED
+            assert (res.note, res.commit_tx, res.data_hash) == ("adopted", "", ours)
+            assert runner_intent(store, net, key, "commit") is None  # never sent again
+            finalize = runner_intent(store, net, key, "finalize")
+            assert finalize is not None and res.finalize_tx
+            stored = store.get("proofs", key.db_key(), Proof)
+        assert net.outcomes([key])[key] == (proof.outcome, ours, True)
+        assert stored is not None and verify(canonical_bytes(stored), expected_hash=ours).ok
+
+
+def test_another_hash_on_chain_parks_the_market_and_leaves_that_commit_alone(
+    tmp_path: Path,
+) -> None:
+    with Devnet.start(dispute_window_s=3) as net:
+        taken, free = net.create_markets(closed_specs(2))
+        commit_outside_the_runner(net, taken, 1, FOREIGN_HASH)
+        with running(net, tmp_path / "data") as daemon:
+            parked = wait_job(daemon, taken, in_state(JobState.PARKED))
+            wait_job(daemon, free, in_state(JobState.FINALIZED))
+            store = store_of(daemon)
+            res = store.get("resolutions", taken.db_key(), Resolution)
+            assert daemon.runtime is not None
+            assert daemon.runtime.state("scheduler")["jobs"]["parked"] == 1
+            assert runner_intent(store, net, taken, "commit") is None
+            assert runner_intent(store, net, taken, "finalize") is None
+        assert "oracle holds another commit" in parked.last_error
+        assert "0x" + FOREIGN_HASH.hex() in parked.last_error
+        assert res is not None and res.stage is Stage.PARKED
+        assert res.data_hash and res.data_hash != "0x" + FOREIGN_HASH.hex()  # ours, kept
+        outcomes = net.outcomes([taken, free])
+        assert outcomes[taken] == (1, "0x" + FOREIGN_HASH.hex(), False)  # untouched
+        assert outcomes[free][2] is True
+
+
+def test_a_long_dispute_window_frees_the_slot_and_the_market_resumes_after_it(
+    tmp_path: Path,
+) -> None:
+    """An hour of dispute window: the resolver hands the market back to the scheduler (no actor
+    waits an hour); once chain time has passed it, an operator's resolve-now finalizes it."""
+    with Devnet.start(dispute_window_s=3600) as net:
+        (key,) = net.create_markets(closed_specs(1))
+        with running(net, tmp_path / "data") as daemon:
+            rt = daemon.runtime
+            assert rt is not None
+            job = wait_job(
+                daemon,
+                key,
+                lambda j: j.state is JobState.WAITING and j.stage == Stage.COMMITTED.value,
+            )
+            assert job.next_attempt_at - rt.clock.now() > 3000  # resumes at the window's end
+            rt.wait_for(
+                lambda: (
+                    (entry := rt.registry.entry(resolver_name(key))) is None
+                    or entry.status.value == "gone"
+                )
+            )
+            net.w3.provider.make_request("evm_increaseTime", [3601])  # type: ignore[arg-type]
+            net.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+            command = OperatorCommand(action=OperatorAction.RESOLVE_NOW, key=key, operator="t")
+            assert rt.ask("scheduler", command).ok
+            done = wait_job(daemon, key, in_state(JobState.FINALIZED))
+            res = store_of(daemon).get("resolutions", key.db_key(), Resolution)
+        assert done.attempts == job.attempts  # resuming is not a new attempt
+        assert res is not None and res.commit_tx and res.finalize_tx
+        assert net.outcomes([key])[key][2] is True
+
+
+def test_a_key_the_oracle_refuses_halts_the_chain_and_parks_the_market(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runner's key is not the oracle's resolver: the commit's simulation reverts with
+    NotResolver, nothing is mined, the market is parked as a configuration failure and the
+    chain halts (no further market is started there)."""
+    monkeypatch.setenv("ORACLE_RUNNER_TEST_OTHER_KEY", OUTSIDER.private_key)  # a public dev key
+    with Devnet.start(dispute_window_s=3) as net:
+        first, second = net.create_markets(closed_specs(2))
+        outsider = net.w3.to_checksum_address(OUTSIDER.address)
+        nonce_before = net.w3.eth.get_transaction_count(outsider)
+        other = {"key": KeySource(env="ORACLE_RUNNER_TEST_OTHER_KEY")}
+        with running(net, tmp_path / "data", chain=other, max_resolvers=1) as daemon:
+            rt = daemon.runtime
+            assert rt is not None
+            parked = rt.wait_for(
+                lambda: [
+                    j
+                    for k in (first, second)
+                    if (j := store_of(daemon).get("jobs", k.db_key(), Job)) is not None
+                    and j.state is JobState.PARKED
+                ],
+                timeout=120,
+                interval=0.2,
+            )
+            assert rt.state("scheduler")["halted_chains"] == ["dev"]
+            jobs = {k: store_of(daemon).get("jobs", k.db_key(), Job) for k in (first, second)}
+        (job,) = parked
+        assert job.failure is FailureClass.CONFIGURATION and "NotResolver" in job.last_error
+        other_job = jobs[second if job.key == first else first]
+        assert other_job is not None and other_job.state is JobState.WAITING  # held back
+        assert net.outcomes([first, second]) == {}  # nothing committed
+        # no transaction of the refused key was mined
+        assert net.w3.eth.get_transaction_count(outsider) == nonce_before
