@@ -28,7 +28,8 @@ resumed from it. Dispatch rounds and operator commands are written before they t
 A freed resolver slot or a new market asks for a dispatch round at once (``_Dispatch``), not
 at the next tick.
 Args: ``settle_delay_s`` (60), ``tick_s`` (1), ``retry_base_s`` (5), ``retry_cap_s`` (300),
-``max_attempts`` (8), ``max_age_s`` (86400), ``resolvers`` (the supervisor's name).
+``max_attempts`` (8), ``max_age_s`` (86400), ``resolvers`` (the supervisor's name),
+``resolver_args`` (added to every resolver's args, e.g. ``query_timeout_s``).
 """
 
 from __future__ import annotations
@@ -101,6 +102,8 @@ class Scheduler(SupervisedActor):
         self.max_attempts = int(args.get("max_attempts", 8))
         self.max_age_s = float(args.get("max_age_s", 86_400.0))
         self.resolvers = str(args.get("resolvers", "resolvers"))
+        self.resolver_args: dict[str, Any] = dict(args.get("resolver_args") or {})
+        """Extra args of every resolver started (the daemon's ``query_timeout_s``)."""
         self.random = random.Random(args.get("seed"))
         self.halted_chains: set[str] = set()
         self.heap: list[tuple[float, float, str]] = []
@@ -305,7 +308,7 @@ class Scheduler(SupervisedActor):
             id=resolver_name(key),
             actor="resolver",
             restart=RestartType.TRANSIENT,
-            args={"key": str(key), "scheduler": self.name},
+            args={**self.resolver_args, "key": str(key), "scheduler": self.name},
         )
 
     def _reconcile(self) -> None:

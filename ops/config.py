@@ -114,6 +114,9 @@ class LimitsConfig(Section):
     """Attempts before a market with transient failures goes to the dead-letter queue."""
     max_age_s: Annotated[float, Field(gt=0)] = 86_400.0
     """Seconds after due before retrying stops, whatever the attempts."""
+    data_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
+    """Seconds a resolver waits for the price cache's answer (queued behind the Hyperliquid
+    weight budget included) before the attempt fails as transient and is retried."""
     shutdown_deadline_s: Annotated[float, Field(gt=0)] = 30.0
     """Time allowed to stop the tree on SIGTERM."""
     gc_young_threshold: Annotated[int, Field(ge=0)] = 50_000

@@ -96,6 +96,7 @@ def tree(config: Config) -> SupervisorSpec:
                     "retry_cap_s": limits.retry_cap_s,
                     "max_attempts": limits.max_attempts,
                     "max_age_s": limits.max_age_s,
+                    "resolver_args": {"query_timeout_s": limits.data_timeout_s},
                 },
             ),
             ChildSpec(

@@ -17,12 +17,16 @@ from ops.daemon import Daemon
 from protocol.records import Job, JobState
 from protocol.spec import MarketKey
 from storage import Store
+from supervision import FaultPlan
 
 
 @contextmanager
-def running(net: Devnet, data: Path, **config: Any) -> Iterator[Daemon]:
-    """A started daemon on ``net``; ``config`` goes to ``Devnet.config`` (``chain=`` or limits)."""
-    daemon = Daemon(net.config(data, **config)).start()
+def running(
+    net: Devnet, data: Path, faults: FaultPlan | None = None, **config: Any
+) -> Iterator[Daemon]:
+    """A started daemon on ``net``, with ``faults`` injected; ``config`` goes to
+    ``Devnet.config`` (``chain=`` or limits)."""
+    daemon = Daemon(net.config(data, **config), faults=faults).start()
     try:
         yield daemon
     finally:

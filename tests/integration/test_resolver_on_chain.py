@@ -1,5 +1,6 @@
 """What a resolver finds on chain decides its path: a commit already there (ours: adopted; another
-hash: parked), a dispute window longer than it may hold a slot, a key the oracle does not accept.
+hash: parked), a dispute window longer than it may hold a slot, a key the oracle does not accept;
+and a data query that is never answered does not hold it for ever.
 
 Each test runs the whole daemon on a devnet (anvil, the contracts, the simulator) and arranges
 the chain with the resolver's own key, as another runner or a restored data directory would.
@@ -23,11 +24,13 @@ from protocol.messages import FailureClass, OperatorAction, OperatorCommand, int
 from protocol.proof import Proof, build_proof, canonical_bytes, data_hash_hex, verify
 from protocol.records import Job, JobState, Resolution, Stage
 from protocol.spec import MarketKey, MarketSpec
+from protocol.supervision import FaultAction, FaultRule
 from protocol.tx_records import TxIntent, intent_key
 from sources.hyperliquid import HyperliquidClient
 from sources.oracle import OracleClient
 from storage import Store, Txn
 from storage.checkpoints import checkpoint_key
+from supervision import FaultPlan
 from tests.integration.daemon_harness import running, store_of, wait_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240), pytest.mark.xdist_group("e2e")]
@@ -203,3 +206,19 @@ def test_a_key_the_oracle_refuses_halts_the_chain_and_parks_the_market(
         assert net.outcomes([first, second]) == {}  # nothing committed
         # no transaction of the refused key was mined
         assert net.w3.eth.get_transaction_count(outsider) == nonce_before
+
+
+def test_a_data_query_that_is_never_answered_times_out_and_the_retry_finalizes(
+    tmp_path: Path,
+) -> None:
+    """The price cache loses the first query (a dropped message, as in a crash between receiving
+    and answering): the resolver gives up after ``data_timeout_s``, the scheduler retries."""
+    drop = FaultRule(actor="price_cache", message="data_query", action=FaultAction.DROP)
+    lost = FaultPlan([drop])
+    with Devnet.start(dispute_window_s=3) as net:
+        (key,) = net.create_markets(closed_specs(1))
+        with running(net, tmp_path / "data", faults=lost, data_timeout_s=2) as daemon:
+            done = wait_job(daemon, key, in_state(JobState.FINALIZED))
+        assert [f.message for f in lost.fired] == ["data_query"]
+        assert done.attempts == 2  # the timed-out attempt, then the one that finalized
+        assert net.outcomes([key])[key][2] is True
