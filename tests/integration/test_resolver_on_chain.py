@@ -25,7 +25,7 @@ from protocol.proof import Proof, build_proof, canonical_bytes, data_hash_hex, v
 from protocol.records import Job, JobState, Resolution, Stage
 from protocol.spec import MarketKey, MarketSpec
 from protocol.supervision import FaultAction, FaultRule
-from protocol.tx_records import TxIntent, intent_key
+from protocol.tx_records import IntentState, TxIntent, intent_key
 from sources.hyperliquid import HyperliquidClient
 from sources.oracle import OracleClient
 from storage import Store, Txn
@@ -139,11 +139,14 @@ def test_another_hash_on_chain_parks_the_market_and_leaves_that_commit_alone(
         assert outcomes[free][2] is True
 
 
+@pytest.mark.parametrize("finalizer", ["runner", "someone else"])
 def test_a_long_dispute_window_frees_the_slot_and_the_market_resumes_after_it(
-    tmp_path: Path,
+    tmp_path: Path, finalizer: str
 ) -> None:
     """An hour of dispute window: the resolver hands the market back to the scheduler (no actor
-    waits an hour); once chain time has passed it, an operator's resolve-now finalizes it."""
+    waits an hour); once chain time has passed it, an operator's resolve-now finalizes it. If
+    someone else finalized first (``finalize`` is open to anyone), the market is finalized all
+    the same, without a transaction of ours."""
     with Devnet.start(dispute_window_s=3600) as net:
         (key,) = net.create_markets(closed_specs(1))
         with running(net, tmp_path / "data") as daemon:
@@ -163,13 +166,23 @@ def test_a_long_dispute_window_frees_the_slot_and_the_market_resumes_after_it(
             )
             net.w3.provider.make_request("evm_increaseTime", [3601])  # type: ignore[arg-type]
             net.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+            if finalizer == "someone else":
+                data = OracleClient(None, net.deployment.oracle).finalize_call(key.address)  # type: ignore[arg-type]
+                send(net.w3, OUTSIDER, {"to": net.deployment.oracle, "data": data})
             command = OperatorCommand(action=OperatorAction.RESOLVE_NOW, key=key, operator="t")
             assert rt.ask("scheduler", command).ok
             done = wait_job(daemon, key, in_state(JobState.FINALIZED))
             res = store_of(daemon).get("resolutions", key.db_key(), Resolution)
+            ours = runner_intent(store_of(daemon), net, key, "finalize")
         assert done.attempts == job.attempts  # resuming is not a new attempt
-        assert res is not None and res.commit_tx and res.finalize_tx
+        assert res is not None and res.commit_tx
         assert net.outcomes([key])[key][2] is True
+        assert ours is not None
+        if finalizer == "runner":
+            assert res.finalize_tx and ours.state is IntentState.CONFIRMED
+        else:  # our finalize failed in simulation, so no nonce was spent on it
+            assert (res.finalize_tx, res.note) == ("", "finalized by someone else")
+            assert ours.state is IntentState.FAILED and ours.nonce is None
 
 
 def test_a_key_the_oracle_refuses_halts_the_chain_and_parks_the_market(
