@@ -599,7 +599,10 @@ class EvmClient:
     def _error(self, method: str, err: Any) -> RpcError:
         if not isinstance(err, dict):
             return RpcError(method, -1, f"malformed error {err!r:.100}")
-        code, message, data = int(err.get("code", 0)), str(err.get("message", "")), err.get("data")
+        code = err.get("code", 0)
+        if not isinstance(code, int):  # a lying node's code: keep the message, mark the code
+            code = -1
+        message, data = str(err.get("message", "")), err.get("data")
         reverted = code == 3 or "revert" in message.lower()
         if method in ("eth_call", "eth_estimateGas") and reverted:
             return RevertError(method, code, message, _revert_data(data), self._errors)
@@ -666,7 +669,9 @@ class EvmClient:
             reply = self._post(node, bodies)
             if isinstance(reply, dict):  # the batch refused as a whole
                 raise self._error("batch", reply.get("error"))
-            by_id = {r.get("id"): r for r in reply if isinstance(r, dict)}
+            by_id = {
+                r["id"]: r for r in reply if isinstance(r, dict) and isinstance(r.get("id"), int)
+            }  # our ids are ints; any other id matches no call
             out: list[Any] = []
             for body, (method, _) in zip(bodies, calls, strict=True):
                 item = by_id.get(body["id"])

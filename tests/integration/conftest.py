@@ -1,4 +1,5 @@
-"""Integration fixtures: ``hl_sim``, the Hyperliquid simulator on the recorded cassettes.
+"""Integration fixtures: ``hl_sim``, the Hyperliquid simulator on the recorded cassettes, and
+``node``, a JSON-RPC server answering by a script.
 
 The cassettes are found at ``<repo root>/../shared/fixtures/hyperliquid/cassettes`` unless
 ``ORACLE_RUNNER_FIXTURES`` says otherwise (see ``devnet.hl_sim.fixtures``).
@@ -6,12 +7,13 @@ The cassettes are found at ``<repo root>/../shared/fixtures/hyperliquid/cassette
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from devnet.hl_sim import Dataset, HlSimulator
 from devnet.hl_sim.fixtures import cassettes_dir
+from tests.integration.scripted_node import Script, ScriptedNode
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +34,20 @@ def hl_sim(hl_cassettes: Dataset) -> Iterator[HlSimulator]:
         yield sim
     finally:
         sim.stop()
+
+
+@pytest.fixture
+def node() -> Iterator[Callable[[Script], str]]:
+    """``node(script)``: the URL of a JSON-RPC server on 127.0.0.1 answering by ``script``
+    (``tests.integration.scripted_node``); every one is stopped at teardown."""
+    started: list[ScriptedNode] = []
+
+    def start(script: Script) -> str:
+        started.append(ScriptedNode(script))
+        return started[-1].url
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.close()

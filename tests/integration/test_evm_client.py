@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from eth_abi.abi import encode
@@ -26,6 +23,7 @@ from sources.evm import (
     is_range_too_large,
     redact_url,
 )
+from tests.integration.scripted_node import Script
 
 pytest_plugins = ["tests.integration.chain_fixtures"]
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
@@ -281,34 +279,10 @@ def test_range_too_large_wordings(message: str, expected: bool) -> None:
     assert is_range_too_large(message) is expected
 
 
-class _BadResultNode(BaseHTTPRequestHandler):
-    """Answers eth_chainId correctly and everything else with a result that is not hex."""
-
-    def do_POST(self) -> None:
-        call = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        result = "0x7a69" if call["method"] == "eth_chainId" else "not-hex"
-        body = json.dumps({"jsonrpc": "2.0", "id": call["id"], "result": result}).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-def test_malformed_result_fails_over(anvil: Anvil) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _BadResultNode)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        bad = f"http://127.0.0.1:{server.server_address[1]}"
-        with EvmClient([bad, anvil.rpc_url], 31337, timeout_s=2.0) as client:
-            assert client.block_number() == 0
-            assert "malformed result of eth_blockNumber" in client.health()[0].last_error
-        with EvmClient([bad], 31337, timeout_s=2.0) as client, pytest.raises(TransientError):
-            client.block_number()
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+def test_malformed_result_fails_over(anvil: Anvil, node: Callable[[Script], str]) -> None:
+    bad = node(lambda body: {"jsonrpc": "2.0", "id": body["id"], "result": "not-hex"})
+    with EvmClient([bad, anvil.rpc_url], 31337, timeout_s=2.0) as client:
+        assert client.block_number() == 0
+        assert "malformed result of eth_blockNumber" in client.health()[0].last_error
+    with EvmClient([bad], 31337, timeout_s=2.0) as client, pytest.raises(TransientError):
+        client.block_number()
