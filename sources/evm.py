@@ -258,15 +258,20 @@ class FeeHistory:
 
 
 def _int(v: Any) -> int:
-    return int(v, 16) if isinstance(v, str) else int(v)
+    """A JSON-RPC quantity (hex string; an int is taken as is); anything else is malformed."""
+    if isinstance(v, str):
+        return int(v, 16)
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v
+    raise TypeError(f"not a quantity: {v!r:.40}")
 
 
 def _block(raw: dict[str, Any]) -> Block:
     fee = raw.get("baseFeePerGas")
     return Block(
         number=_int(raw["number"]),
-        hash=raw["hash"],
-        parent_hash=raw["parentHash"],
+        hash=_hash(raw["hash"]),
+        parent_hash=_hash(raw["parentHash"]),
         timestamp=_int(raw["timestamp"]),
         base_fee_per_gas=None if fee is None else _int(fee),
         gas_limit=_int(raw["gasLimit"]),
@@ -277,11 +282,11 @@ def _block(raw: dict[str, Any]) -> Block:
 def _log(raw: dict[str, Any]) -> Log:
     return Log(
         address=to_checksum_address(raw["address"]),
-        topics=tuple(raw["topics"]),
-        data=bytes.fromhex(raw["data"][2:]),
+        topics=tuple(_hash(t) for t in raw["topics"]),
+        data=_hex_bytes(raw["data"]),
         block_number=_int(raw["blockNumber"]),
-        block_hash=raw["blockHash"],
-        transaction_hash=raw["transactionHash"],
+        block_hash=_hash(raw["blockHash"]),
+        transaction_hash=_hash(raw["transactionHash"]),
         log_index=_int(raw["logIndex"]),
         removed=bool(raw.get("removed", False)),
     )
@@ -290,10 +295,10 @@ def _log(raw: dict[str, Any]) -> Log:
 def _receipt(raw: dict[str, Any]) -> Receipt:
     created = raw.get("contractAddress")
     return Receipt(
-        transaction_hash=raw["transactionHash"],
+        transaction_hash=_hash(raw["transactionHash"]),
         status=_int(raw["status"]),
         block_number=_int(raw["blockNumber"]),
-        block_hash=raw["blockHash"],
+        block_hash=_hash(raw["blockHash"]),
         gas_used=_int(raw["gasUsed"]),
         effective_gas_price=_int(raw.get("effectiveGasPrice") or 0),
         contract_address=to_checksum_address(created) if created else None,
@@ -314,16 +319,16 @@ def _maybe(parse: Callable[[Any], T]) -> Callable[[Any], T | None]:
     return lambda raw: None if raw is None else parse(raw)
 
 
-def _hex_bytes(raw: str) -> bytes:
-    if not raw.startswith("0x"):
-        raise ValueError(f"not 0x-hex: {raw[:20]!r}")
+def _hex_bytes(raw: Any) -> bytes:
+    if not isinstance(raw, str) or not raw.startswith("0x"):
+        raise ValueError(f"not 0x-hex: {raw!r:.20}")
     return bytes.fromhex(raw[2:])
 
 
-def _hash(raw: str) -> str:
+def _hash(raw: Any) -> str:
     if len(_hex_bytes(raw)) != 32:
-        raise ValueError(f"not a 32-byte hash: {raw[:70]!r}")
-    return raw
+        raise ValueError(f"not a 32-byte hash: {raw!r:.70}")
+    return str(raw)
 
 
 def _block_id(block: BlockId) -> str:

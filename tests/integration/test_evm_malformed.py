@@ -23,6 +23,48 @@ def each(body: Any, **fields: Any) -> list[dict[str, Any]]:
     return [reply(item, **fields) for item in body]
 
 
+HASH = "0x" + "ab" * 32
+BLOCK = {
+    "number": "0x1",
+    "hash": HASH,
+    "parentHash": HASH,
+    "timestamp": "0x10",
+    "gasLimit": "0x1c9c380",
+    "gasUsed": "0x0",
+}
+RECEIPT = {
+    "transactionHash": HASH,
+    "status": "0x1",
+    "blockNumber": "0x1",
+    "blockHash": HASH,
+    "gasUsed": "0x5208",
+}
+LOG = {
+    "address": "0x" + "00" * 20,
+    "topics": [HASH],
+    "data": "0x",
+    "blockNumber": "0x1",
+    "blockHash": HASH,
+    "transactionHash": HASH,
+    "logIndex": "0x0",
+}
+
+
+def test_the_well_formed_answers_of_the_cases_parse(node: Callable[[Script], str]) -> None:
+    """The cases below break one field of these; as they are, they parse."""
+    answers = {
+        "eth_getBlockByNumber": BLOCK,
+        "eth_getTransactionReceipt": RECEIPT,
+        "eth_getLogs": [LOG],
+    }
+    with EvmClient(
+        [node(lambda b: reply(b, result=answers[b["method"]]))], 31337, timeout_s=2.0
+    ) as c:
+        assert c.get_block("latest") is not None
+        assert c.get_transaction_receipt(HASH) is not None
+        assert len(c.get_logs("0x" + "00" * 20, [], 0, 1)) == 1
+
+
 CASES: dict[str, tuple[Script, Callable[[EvmClient], Any], str]] = {
     "an error whose code is not a number": (
         lambda b: reply(b, error={"code": "oops", "message": "x"}),
@@ -68,6 +110,31 @@ CASES: dict[str, tuple[Script, Callable[[EvmClient], Any], str]] = {
         lambda b: reply(b, result={"number": "zz", "hash": "0x" + "ab" * 32}),
         lambda c: c.get_block("latest"),
         "malformed result of eth_getBlockByNumber",
+    ),
+    "an eth_call result that is a number": (
+        lambda b: reply(b, result=5),
+        lambda c: c.call({"to": "0x" + "00" * 20}),
+        "malformed result of eth_call",
+    ),
+    "a block hash that is a number": (
+        lambda b: reply(b, result={**BLOCK, "hash": 7}),
+        lambda c: c.get_block("latest"),
+        "malformed result of eth_getBlockByNumber",
+    ),
+    "a block quantity that is a float": (
+        lambda b: reply(b, result={**BLOCK, "timestamp": 1.5}),
+        lambda c: c.get_block("latest"),
+        "malformed result of eth_getBlockByNumber",
+    ),
+    "a receipt whose block hash is short": (
+        lambda b: reply(b, result={**RECEIPT, "blockHash": "0x12"}),
+        lambda c: c.get_transaction_receipt("0x" + "cd" * 32),
+        "malformed result of eth_getTransactionReceipt",
+    ),
+    "a log whose topic is not a hash": (
+        lambda b: reply(b, result=[{**LOG, "topics": ["0x01"]}]),
+        lambda c: c.get_logs("0x" + "00" * 20, [], 0, 1),
+        "malformed result of eth_getLogs",
     ),
     "logs that are not a list": (
         lambda b: reply(b, result={"not": "a list"}),
