@@ -58,7 +58,7 @@ from protocol.records import WeightLedger
 from protocol.spec import MarketSpec, OracleSpec, Subject, Window
 from sources.circuit import BreakerState, CircuitBreaker, Ticket
 from sources.hl_weights import base_weight, response_weight
-from sources.http_errors import PermanentSourceError, TransientSourceError
+from sources.http_errors import MalformedResponse, PermanentSourceError, TransientSourceError
 from sources.hyperliquid import HyperliquidClient
 from sources.weight_budget import WeightBudget
 from storage import StorageError, Store, Txn
@@ -704,6 +704,8 @@ def _fetch_page(source: _Source, job: _Job, ticket: Ticket, reply: pykka.ActorRe
         page = source.client.fetch(job.request)
     except TransientSourceError as exc:
         failure = _Failure(TRANSIENT, f"{source.name}: {exc}", counts=True)
+    except MalformedResponse as exc:  # a cut body or a proxy's error page passes (ADR 0012)
+        failure = _Failure(TRANSIENT, f"{source.name}: {exc}")
     except PermanentSourceError as exc:
         failure = _Failure(PERMANENT, f"{source.name}: {exc}")
     except Exception as exc:  # anything else still has to come back, or the slot is lost

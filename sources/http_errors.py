@@ -2,10 +2,13 @@
 
 - ``TransientSourceError``: the source may answer later (timeouts, connection errors, 5xx, 429);
   raised only once the client's own retry budget is spent. Retry later with backoff.
-- ``PermanentSourceError``: asking again will not help (4xx other than 429, a malformed body,
-  paging that does not advance). Dead-letter with the message as the reason.
+- ``PermanentSourceError``: asking the same again at once will not help (4xx other than 429,
+  a malformed body, paging that does not advance). Dead-letter with the message as the reason.
 - ``MalformedResponse``: the one error for a body that is not JSON, has the wrong shape or lacks a
-  field; its message names the request type and what was wrong.
+  field; its message names the request type and what was wrong. The client does not repeat the
+  request, but the price cache reports it as transient: a body cut short or a proxy's error page
+  passes, and a body that stays malformed ends in the dead-letter queue once the market's retry
+  budget is spent (ADR 0012).
 
 Every error carries ``request_type`` so that logs and metrics can group by it::
 

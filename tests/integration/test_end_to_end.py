@@ -44,10 +44,13 @@ def test_every_default_market_is_finalized_with_a_verifiable_proof(tmp_path: Pat
 
 
 def test_rpc_and_api_faults_together_still_finalize_every_market(tmp_path: Path) -> None:
+    """The RPC proxy drops, breaks and stalls calls; the simulator answers 5xx, 429, bodies that
+    are not JSON and bodies cut in half: every market is finalized, each with two transactions."""
     rpc = Faults(
         error_rate=0.1, drop_rate=0.1, malformed_rate=0.05, timeout_rate=0.05, timeout_hold_s=1.0
     )
-    hl = FaultConfig(p_5xx=0.1, p_429=0.1, seed=3)
+    first = ("malformed", "5xx", "truncated", "429")  # each kind surely, then at random
+    hl = FaultConfig(p_5xx=0.1, p_429=0.1, p_malformed=0.05, p_truncated=0.05, seed=3, script=first)
     with Devnet.start(dispute_window_s=3, rpc_faults=rpc, sim_faults=hl) as net:
         specs = default_specs(CREATOR.address, live_t_end=REPLAY_NOW + 10**6)[:6]
         keys = net.create_markets(specs)
@@ -55,6 +58,8 @@ def test_rpc_and_api_faults_together_still_finalize_every_market(tmp_path: Path)
             # about 20 s alone; it took minutes before RPC calls were retried within a budget
             wait_states(daemon, keys, {JobState.FINALIZED}, timeout=180)
         assert net.proxy is not None and net.proxy.stats()["requests"] > 0
+        injected = net.sim.stats()["faults_injected"]
+        assert {"5xx", "429", "malformed", "truncated"} <= {k for k, n in injected.items() if n}
         assert all(finalized for _, _, finalized in net.outcomes(keys).values())
         assert net.w3.eth.get_transaction_count(net.deployment.resolver) == 2 * len(keys)
 
