@@ -675,8 +675,8 @@ class EvmClient:
             if isinstance(reply, dict):  # the batch refused as a whole
                 raise self._error("batch", reply.get("error"))
             by_id = {
-                r["id"]: r for r in reply if isinstance(r, dict) and isinstance(r.get("id"), int)
-            }  # our ids are ints; any other id matches no call
+                r["id"]: r for r in reply if isinstance(r, dict) and type(r.get("id")) is int
+            }  # our ids are ints (not bools); any other id matches no call
             out: list[Any] = []
             for body, (method, _) in zip(bodies, calls, strict=True):
                 item = by_id.get(body["id"])
