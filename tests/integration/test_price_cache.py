@@ -137,6 +137,14 @@ def sim_clock(clock: ManualClock) -> Callable[[], int]:
     return lambda: int(clock.now() * 1000)
 
 
+def replay(
+    sims: Callable[..., HlSimulator], dataset: Dataset, **kwargs: Any
+) -> tuple[ManualClock, HlSimulator]:
+    """A manual clock just after ``dataset``'s range and a simulator that reads it."""
+    clock = ManualClock(start=T0 + GEN_DAYS * DAY_S)
+    return clock, sims(dataset, clock=sim_clock(clock), **kwargs)
+
+
 def send(rt: Runtime, query_id: str, spec: MarketSpec) -> None:
     rt.tell("price_cache", DataQuery(query_id=query_id, spec=spec, reply_to="requester"))
 
@@ -277,8 +285,7 @@ def test_the_budget_queues_instead_of_earning_a_429(
 ) -> None:
     """Simulator limit 100 per minute; budget 100 - 10% = 90: four candle requests (20 each) per
     minute. Twelve distinct queries drain over three windows, as the manual clock moves them."""
-    clock = ManualClock(start=T0 + GEN_DAYS * DAY_S)
-    sim = sims(gen1, clock=sim_clock(clock), weight_limit=100)
+    clock, sim = replay(sims, gen1, weight_limit=100)
     args = {"weight_per_minute": 100, "headroom_pct": 10, "queue_timeout_s": 600}
     with running([clients(sim.url, clock)], clock, **args) as rt:
         for i in range(12):
@@ -315,8 +322,7 @@ def test_a_restart_keeps_to_the_minute_the_last_process_spent(
 ) -> None:
     """Four candle requests (80 of the budget's 90) before a stop; after the restart (new
     clients, new actor, the same LMDB) the next four wait for that minute to roll out."""
-    clock = ManualClock(start=T0 + GEN_DAYS * DAY_S)
-    sim = sims(gen1, clock=sim_clock(clock), weight_limit=100)
+    clock, sim = replay(sims, gen1, weight_limit=100)
     args = {"weight_per_minute": 100, "headroom_pct": 10, "queue_timeout_s": 600}
     with Store.open(tmp_path / "data") as store:
         with running([clients(sim.url, clock)], clock, store, **args) as rt:
@@ -347,8 +353,7 @@ def test_the_ledger_is_written_before_pages_are_sent_and_after_their_items(
     """No stop and no clock tick: while the pages are still at a slow simulator the stored
     ledger already holds their base weight (a SIGKILL now would forget nothing sent), and
     once answered it holds what their items cost too (what the simulator charged)."""
-    clock = ManualClock(start=T0 + GEN_DAYS * DAY_S)
-    sim = sims(gen1, clock=sim_clock(clock))
+    clock, sim = replay(sims, gen1)
     sim.set_faults(latency_ms=2000)
     client = clients(sim.url, clock)
 
@@ -377,8 +382,7 @@ def test_a_ledger_that_cannot_be_written_does_not_stop_the_answers(
     gen1: Dataset,
     tmp_path: Path,
 ) -> None:
-    clock = ManualClock(start=T0 + GEN_DAYS * DAY_S)
-    sim = sims(gen1, clock=sim_clock(clock))
+    clock, sim = replay(sims, gen1)
     store = Store.open(tmp_path / "data")
     with running([clients(sim.url, clock)], clock, store) as rt:
         store.close()  # every write now fails with a StorageError
@@ -395,8 +399,7 @@ def test_a_saved_ledger_that_does_not_decode_is_ignored(
     gen1: Dataset,
     tmp_path: Path,
 ) -> None:
-    clock = ManualClock(start=T0 + GEN_DAYS * DAY_S)
-    sim = sims(gen1, clock=sim_clock(clock))
+    clock, sim = replay(sims, gen1)
     client = clients(sim.url, clock)
     with Store.open(tmp_path / "data") as store:
         store.put("meta", ledger_key(client.url), SchemaVersion(version=1))
@@ -414,8 +417,7 @@ def test_without_the_budget_the_same_load_earns_429s(
 ) -> None:
     """The control for the test above: the same simulator and queries, a budget far above the
     simulator's limit. Five requests fit its 100; the rest are refused."""
-    clock = ManualClock(start=T0 + GEN_DAYS * DAY_S)
-    sim = sims(gen1, clock=sim_clock(clock), weight_limit=100)
+    clock, sim = replay(sims, gen1, weight_limit=100)
     args = {"weight_per_minute": 100_000, "breaker_failures": 100}
     with running([clients(sim.url, clock)], clock, **args) as rt:
         for i in range(12):
@@ -431,8 +433,7 @@ def test_pages_are_charged_base_before_and_per_item_after(
 ) -> None:
     """Funding over 25 days is 600 hourly rows: two pages (500 + the rest). Each is fetched
     through the budget; the weight the actor counts is the weight the simulator charged."""
-    clock = ManualClock(start=T0 + GEN_DAYS * DAY_S)
-    sim = sims(gen1, clock=sim_clock(clock))
+    clock, sim = replay(sims, gen1)
     spec = market("BTC", ("WINDOW_SUM", T0, T0 + 25 * DAY_S), metric="funding")
     with running([clients(sim.url, clock)], clock) as rt:
         send(rt, "q", spec)
@@ -454,8 +455,7 @@ def test_pages_are_charged_base_before_and_per_item_after(
 def test_a_page_that_waits_too_long_for_weight_fails_transient(
     sims: Callable[..., HlSimulator], clients: Callable[..., HyperliquidClient], gen1: Dataset
 ) -> None:
-    clock = ManualClock(start=T0 + GEN_DAYS * DAY_S)
-    sim = sims(gen1, clock=sim_clock(clock), weight_limit=100)
+    clock, sim = replay(sims, gen1, weight_limit=100)
     args = {"weight_per_minute": 100, "queue_timeout_s": 30}
     with running([clients(sim.url, clock)], clock, **args) as rt:
         for i in range(5):
@@ -512,8 +512,7 @@ def test_breaker_opens_fails_fast_and_a_trial_closes_it(
 def test_an_open_primary_fails_fast_without_waiting_for_the_fallback(
     sims: Callable[..., HlSimulator], clients: Callable[..., HyperliquidClient], gen1: Dataset
 ) -> None:
-    clock = ManualClock(start=T0 + GEN_DAYS * DAY_S)
-    primary = sims(gen1, clock=sim_clock(clock))
+    clock, primary = replay(sims, gen1)
     fallback = sims(gen1, clock=sim_clock(clock))
     primary.set_faults(p_5xx=1.0)
     hl = [clients(primary.url, clock), clients(fallback.url, clock)]
@@ -551,8 +550,7 @@ def test_fallback_cross_check(
     tolerance: str,
     expect: str,
 ) -> None:
-    clock = ManualClock(start=T0 + GEN_DAYS * DAY_S)
-    primary = sims(gen1, clock=sim_clock(clock))
+    clock, primary = replay(sims, gen1)
     fallback = sims(gen1 if same_data else gen2, clock=sim_clock(clock))
     hl = [clients(primary.url, clock), clients(fallback.url, clock)]
     spec = price(7)
@@ -574,8 +572,7 @@ def test_fallback_cross_check(
 def test_a_fallback_that_is_down_leaves_the_primary_alone(
     sims: Callable[..., HlSimulator], clients: Callable[..., HyperliquidClient], gen1: Dataset
 ) -> None:
-    clock = ManualClock(start=T0 + GEN_DAYS * DAY_S)
-    primary = sims(gen1, clock=sim_clock(clock))
+    clock, primary = replay(sims, gen1)
     fallback = sims(gen1, clock=sim_clock(clock))
     fallback.set_faults(p_5xx=1.0)
     hl = [clients(primary.url, clock), clients(fallback.url, clock)]
