@@ -43,7 +43,7 @@ from typing import Any, Literal
 from protocol.codec import CODEC
 from protocol.messages import (
     Ack,
-    ChildStarted,
+    ChildrenStarted,
     CommandResult,
     FailureClass,
     MarketDiscovered,
@@ -53,7 +53,7 @@ from protocol.messages import (
     OperatorCommand,
     ResolutionFailed,
     ResolutionProgress,
-    StartChild,
+    StartChildren,
     StopChild,
     Tick,
 )
@@ -71,6 +71,9 @@ COMMITTED_STAGE = "COMMITTED"
 LATENCY_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 """Upper bounds (seconds) of the due-to-commit latency histogram (``ops.metrics``)."""
 PARKED_STAGE = "PARKED"
+START_BATCH = 64
+"""Resolvers started per ``StartChildren`` round trip to the resolvers' supervisor."""
+START_TIMEOUT_S = 10.0
 
 
 def resolver_name(key: MarketKey) -> str:
@@ -267,9 +270,43 @@ class Scheduler(SupervisedActor):
         now = self.clock.now()
         deferred: list[tuple[float, float, str]] = []
         started: list[tuple[Job, dict[str, Any]]] = []
-        while self.heap and self.heap[0][0] <= now:
+        full = False
+        while not full and self.heap and self.heap[0][0] <= now:
+            batch = self._due_batch(now, deferred)
+            if not batch:
+                break
+            answer: ChildrenStarted = self.registry.ask(
+                self.resolvers,
+                StartChildren(specs=tuple(self._resolver_spec(job.key) for _, job in batch)),
+                timeout=START_TIMEOUT_S,
+            )
+            for (item, job), result in zip(batch, answer.results, strict=True):
+                if result.reason == "full":
+                    deferred.append(item)  # backpressure: the rest wait, in due order
+                    full = True
+                    continue
+                self.running.add(item[2])
+                if job.state is not JobState.RUNNING:
+                    resuming = job.stage == COMMITTED_STAGE  # not a new attempt: the wait is over
+                    attempts = job.attempts if resuming else job.attempts + 1
+                    change: dict[str, Any] = {"state": JobState.RUNNING, "attempts": attempts}
+                    if job.first_attempt_at is None:
+                        change["first_attempt_at"] = now
+                    started.append((job, change))
+        if started:
+            self._save_all(started, durable=True)  # one transaction for the whole round
+        for item in deferred:
+            heapq.heappush(self.heap, item)
+
+    def _due_batch(
+        self, now: float, deferred: list[tuple[float, float, str]]
+    ) -> list[tuple[tuple[float, float, str], Job]]:
+        """Up to ``START_BATCH`` due jobs to start, popped from the heap in due order."""
+        batch: list[tuple[tuple[float, float, str], Job]] = []
+        taken: set[str] = set()
+        while self.heap and self.heap[0][0] <= now and len(batch) < START_BATCH:
             item = heapq.heappop(self.heap)
-            if item[2] in self.running:
+            if item[2] in self.running or item[2] in taken:
                 continue  # a duplicate entry of a market already being worked
             key = MarketKey.parse(item[2])
             job = self._job(key)
@@ -278,24 +315,9 @@ class Scheduler(SupervisedActor):
             if key.chain in self.halted_chains:
                 deferred.append(item)
                 continue
-            answer: ChildStarted = self.registry.ask(
-                self.resolvers, StartChild(spec=self._resolver_spec(key)), timeout=10.0
-            )
-            if answer.reason == "full":
-                deferred.append(item)
-                break  # backpressure: the rest wait, in due order
-            self.running.add(str(key))
-            if job.state is not JobState.RUNNING:
-                resuming = job.stage == COMMITTED_STAGE  # not a new attempt: the wait is over
-                attempts = job.attempts if resuming else job.attempts + 1
-                change: dict[str, Any] = {"state": JobState.RUNNING, "attempts": attempts}
-                if job.first_attempt_at is None:
-                    change["first_attempt_at"] = now
-                started.append((job, change))
-        if started:
-            self._save_all(started, durable=True)  # one transaction for the whole round
-        for item in deferred:
-            heapq.heappush(self.heap, item)
+            taken.add(item[2])
+            batch.append((item, job))
+        return batch
 
     def _kick(self) -> None:
         """Ask for a dispatch round after the messages already queued."""

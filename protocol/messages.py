@@ -84,6 +84,24 @@ class ChildStarted(Message):
     reason: Literal["started", "already_running", "full", "stopping"] = "started"
 
 
+class StartChildren(Message):
+    """Ask a supervisor to start dynamic children in order; the answer is ``ChildrenStarted``.
+
+    One round trip for a batch (the scheduler starts a dispatch round's resolvers so). Once one
+    is refused as ``full``, the rest are refused too, unstarted, so the caller keeps its order.
+    """
+
+    kind: Literal["start_children"] = "start_children"
+    specs: tuple[ChildSpec, ...]
+
+
+class ChildrenStarted(Message):
+    """One ``ChildStarted`` per spec of a ``StartChildren``, in its order."""
+
+    kind: Literal["children_started"] = "children_started"
+    results: tuple[ChildStarted, ...]
+
+
 class StopChild(Message):
     """Ask a supervisor to stop a child and forget its spec."""
 

@@ -17,7 +17,8 @@ Erlang/OTP semantics, because operators already know them::
 - ``backoff`` delays the n-th quick restart of a child by ``initial_s * 2**(n-1)``, up to ``max_s``.
 - Static children start one after another, as OTP's ``start_link``: a child's ``init`` has
   returned (or failed, or ``start_timeout_s`` passed) before the next child is started.
-- Dynamic children come by ``StartChild`` (answered with ``ChildStarted``), up to ``max_children``
+- Dynamic children come by ``StartChild`` (answered with ``ChildStarted``), or a batch of them by
+  ``StartChildren`` (one answer for all, refused from the first ``full`` on), up to ``max_children``
   alive at once; the answer does not wait for the child's ``init`` (a resolver's first message
   waits in its mailbox instead), so a burst of them costs no round trip each.
 - A child whose thread died without telling anyone is found by ``CheckChildren``: the registry
@@ -40,9 +41,11 @@ from protocol.messages import (
     CheckChildren,
     ChildExited,
     ChildInfo,
+    ChildrenStarted,
     ChildStarted,
     RestartChild,
     StartChild,
+    StartChildren,
     StopChild,
     WhichChildren,
 )
@@ -121,6 +124,8 @@ class Supervisor(SupervisedActor):
                 return None
             case StartChild(spec=spec):
                 return self._start_dynamic(spec)
+            case StartChildren(specs=specs):
+                return ChildrenStarted(results=self._start_all(specs))
             case StopChild(child_id=child_id):
                 self._stop_and_forget(child_id)
                 return Ack(detail=child_id)
@@ -277,6 +282,17 @@ class Supervisor(SupervisedActor):
         self.children[spec.id] = child
         self._start(child)
         return ChildStarted(child_id=spec.id, started=True)
+
+    def _start_all(self, specs: tuple[ChildSpec, ...]) -> tuple[ChildStarted, ...]:
+        results: list[ChildStarted] = []
+        for spec in specs:
+            full = bool(results) and results[-1].reason == "full"
+            results.append(
+                ChildStarted(child_id=spec.id, started=False, reason="full")
+                if full
+                else self._start_dynamic(spec)
+            )
+        return tuple(results)
 
     def _stop_and_forget(self, child_id: str) -> None:
         child = self.children.pop(child_id, None)

@@ -38,6 +38,13 @@ def examples(spec: Any) -> dict[str, BaseModel]:
         "child_exited": m.ChildExited(child_id="a", incarnation=2, reason="crash", error="E"),
         "start_child": m.StartChild(spec=child),
         "child_started": m.ChildStarted(child_id="a", started=False, reason="full"),
+        "start_children": m.StartChildren(specs=(child, child)),
+        "children_started": m.ChildrenStarted(
+            results=(
+                m.ChildStarted(child_id="a", started=True),
+                m.ChildStarted(child_id="b", started=False, reason="full"),
+            )
+        ),
         "stop_child": m.StopChild(child_id="a"),
         "restart_child": m.RestartChild(child_id="a", generation=3),
         "check_children": m.CheckChildren(periodic=True),

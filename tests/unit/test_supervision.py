@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from protocol.messages import CheckChildren, ChildStarted, StartChild, StopChild, WhichChildren
+from protocol.messages import (
+    CheckChildren,
+    ChildStarted,
+    StartChild,
+    StartChildren,
+    StopChild,
+    WhichChildren,
+)
 from protocol.supervision import (
     Backoff,
     ChildSpec,
@@ -234,6 +241,26 @@ def test_dynamic_children_respect_the_maximum_and_free_their_slot() -> None:
         rt.wait_for(lambda: start("r3").started)
         rt.ask("root", StopChild(child_id="r2"))
         assert {c.child_id for c in rt.ask("root", WhichChildren())} == {"r3"}
+
+
+def test_a_batch_of_dynamic_children_starts_in_order_until_full() -> None:
+    with tree(max_children=3) as rt:
+        rt.ask("root", StartChild(spec=worker("r1", RestartType.TRANSIENT)))
+        specs = tuple(worker(cid, RestartType.TRANSIENT) for cid in ("r1", "r2", "r3", "r4"))
+        answer = rt.ask("root", StartChildren(specs=specs))
+        assert [(r.child_id, r.reason) for r in answer.results] == [
+            ("r1", "already_running"),
+            ("r2", "started"),
+            ("r3", "started"),
+            ("r4", "full"),
+        ]
+        children = lambda: len(rt.ask("root", WhichChildren()))  # noqa: E731
+        rt.tell("r2", Done())
+        rt.wait_for(lambda: children() == 2)
+        later = tuple(worker(cid, RestartType.TRANSIENT) for cid in ("r4", "r4", "r5", "r6"))
+        answer = rt.ask("root", StartChildren(specs=later))
+        assert [r.reason for r in answer.results] == ["started", "already_running", "full", "full"]
+        assert children() == 3
 
 
 def test_fault_plan_raise_crashes_on_the_chosen_message() -> None:
