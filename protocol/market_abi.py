@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from eth_abi.abi import decode, encode
-from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from pydantic import ValidationError
 
@@ -43,6 +42,7 @@ from protocol.spec import (
     SubjectKind,
     Window,
     WindowKind,
+    checksum_address,
 )
 
 SUBJECT_KIND_CODES: dict[SubjectKind, int] = {SubjectKind.HL_METRIC: 0, SubjectKind.TOKEN_PRICE: 1}
@@ -176,7 +176,7 @@ def _bytes(value: bytes | str) -> bytes:
 def _topic_address(topic: bytes) -> str:
     if len(topic) != 32 or any(topic[:12]):
         raise MarketAbiError(f"topic is not an address: 0x{topic.hex()}")
-    return str(to_checksum_address(topic[12:]))
+    return checksum_address("0x" + topic[12:].hex())
 
 
 def decode_market_created(topics: Sequence[bytes | str], data: bytes | str) -> MarketCreatedLog:

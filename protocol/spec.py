@@ -39,15 +39,21 @@ class Frozen(BaseModel):
 
 
 @lru_cache(maxsize=65536)
-def _checksum(value: str) -> str:
-    """EIP-55 form of ``value``; remembered, since every message about a market re-validates
-    its address and the keccak behind the checksum is not cheap."""
+def checksum_address(value: str) -> str:
+    """EIP-55 form of ``value`` (``0x`` and 40 hex digits); ``ValueError`` for anything else.
+
+    Remembered, since every message about a market re-validates its address and the keccak
+    behind the checksum is not cheap::
+
+        >>> checksum_address("0x" + "ab" * 20)
+        '0xABaBaBaBABabABabAbAbABAbABabababaBaBABaB'
+    """
     if not is_hex_address(value):
         raise ValueError(f"not a 20-byte hex address: {value!r}")
     return str(to_checksum_address(value))
 
 
-Address = Annotated[str, AfterValidator(_checksum)]
+Address = Annotated[str, AfterValidator(checksum_address)]
 """An EVM address, normalised to its EIP-55 checksum form."""
 
 Decimals = Annotated[int, Field(ge=0, le=MAX_DECIMALS)]

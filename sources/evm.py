@@ -53,6 +53,7 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from protocol.messages import FailureClass
+from protocol.spec import checksum_address
 
 T = TypeVar("T")
 BlockId = int | str
@@ -281,7 +282,7 @@ def _block(raw: dict[str, Any]) -> Block:
 
 def _log(raw: dict[str, Any]) -> Log:
     return Log(
-        address=to_checksum_address(raw["address"]),
+        address=checksum_address(raw["address"]),
         topics=tuple(_hash(t) for t in raw["topics"]),
         data=_hex_bytes(raw["data"]),
         block_number=_int(raw["blockNumber"]),

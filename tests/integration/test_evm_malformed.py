@@ -136,6 +136,16 @@ CASES: dict[str, tuple[Script, Callable[[EvmClient], Any], str]] = {
         lambda c: c.get_logs("0x" + "00" * 20, [], 0, 1),
         "malformed result of eth_getLogs",
     ),
+    "a log whose address is not one": (
+        lambda b: reply(b, result=[{**LOG, "address": "0x12"}]),
+        lambda c: c.get_logs("0x" + "00" * 20, [], 0, 1),
+        "malformed result of eth_getLogs",
+    ),
+    "a log whose address is a list": (
+        lambda b: reply(b, result=[{**LOG, "address": ["0x" + "00" * 20]}]),
+        lambda c: c.get_logs("0x" + "00" * 20, [], 0, 1),
+        "malformed result of eth_getLogs",
+    ),
     "logs that are not a list": (
         lambda b: reply(b, result={"not": "a list"}),
         lambda c: c.get_logs("0x" + "00" * 20, [], 0, 1),
