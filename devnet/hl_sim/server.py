@@ -72,6 +72,8 @@ class HlSimulator:
         self.client_header = client_header
         self._host, self._port = host, port
         self._requests: Counter[tuple[str, int]] = Counter()
+        self._cut_short = 0
+        """Requests whose body ended before its ``Content-Length`` (the client hung up)."""
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -144,14 +146,21 @@ class HlSimulator:
             "requests": requests,
             "weight_by_client": self.limiter.totals(),
             "faults_injected": self.faults.injected_counts(),
+            "bodies_cut_short": self._cut_short,
             "faults": self.faults.config.to_json(),
             "now_ms": self.clock(),
         }
+
+    def count_cut_short(self) -> None:
+        """A request whose client hung up before its whole body arrived."""
+        with self._lock:
+            self._cut_short += 1
 
     def reset(self) -> None:
         """Forget stats and every client's spent weight (not the fault knobs)."""
         with self._lock:
             self._requests.clear()
+            self._cut_short = 0
         self.limiter.reset()
         self.faults.reset_counts()
 
@@ -289,7 +298,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._send(413, b"request body too large", "text/plain")
             return None
-        return self.rfile.read(int(length))
+        raw = self.rfile.read(int(length))
+        if len(raw) < int(length):
+            # The client hung up part way through its body (a process killed mid-request): no
+            # request arrived, so none is answered or counted, as a real server would not.
+            self.close_connection = True
+            self.server.sim.count_cut_short()
+            return None
+        return raw
 
     def _json(self, status: int, value: Any) -> None:
         self._send(status, json.dumps(value, sort_keys=True).encode(), "application/json")

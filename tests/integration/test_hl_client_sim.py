@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -372,6 +373,28 @@ def test_stop_returns_with_a_client_still_connected(hl_cassettes: Dataset) -> No
     finally:
         hl.close()
         sim.stop()
+
+
+def test_a_request_cut_short_by_its_client_is_neither_answered_nor_counted(
+    hl_sim: HlSimulator,
+) -> None:
+    """A client killed while sending its body (the chaos test's SIGKILL) sent no request."""
+    host, port = hl_sim.url.removeprefix("http://").split(":")
+    body = json.dumps({"type": "allMids"}).encode()
+    before = hl_sim.stats()
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        head = f"POST /info HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body) + 40}\r\n\r\n"
+        conn.sendall(head.encode() + body)
+        conn.shutdown(socket.SHUT_WR)
+        assert conn.recv(1024) == b""  # closed without an answer
+    after = hl_sim.stats()
+    assert after["bodies_cut_short"] == before["bodies_cut_short"] + 1
+    assert after["requests"] == before["requests"]
+    hl = make_client(hl_sim.url)
+    try:
+        assert hl.all_mids()  # and the server still answers the next one
+    finally:
+        hl.close()
 
 
 def test_refuses_to_listen_on_every_interface() -> None:
