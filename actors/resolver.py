@@ -229,19 +229,16 @@ class Resolver(SupervisedActor):
         self._advance(Stage.PARKED, note=reason)
 
     def _commit_confirmed(self, confirmed: TxConfirmed) -> None:
-        if confirmed.status == 1:
-            # A successful receipt of our own commit call: the oracle stored exactly its
-            # arguments (``commit`` stores them or reverts), at its block's timestamp.
-            commit_time = self.oracle.block_time(confirmed.block_hash)
-            self._advance(Stage.COMMITTED, commit_tx=confirmed.tx_hash, commit_time=commit_time)
+        if confirmed.status != 1:
+            # The signer reports a reverted receipt as a permanent ``TxFailed``; a status-0
+            # confirmation from any other sender is the same news and is handled so.
+            reason = f"reverted: {confirmed.tx_hash} (status 0)"
+            self._tx_failed(TxFailed(intent_id=confirmed.intent_id, reason=reason, permanent=True))
             return
-        pending = self.oracle.pending(self.key.address)
-        if not pending.committed:
-            raise RuntimeError("commit confirmed but the oracle shows none (reorg?)")
-        if pending.data_hash.lower() != self.res.data_hash.lower():
-            self._adopt_or_park(pending)
-            return
-        self._advance(Stage.COMMITTED, commit_tx=confirmed.tx_hash, commit_time=pending.commit_time)
+        # A successful receipt of our own commit call: the oracle stored exactly its
+        # arguments (``commit`` stores them or reverts), at its block's timestamp.
+        commit_time = self.oracle.block_time(confirmed.block_hash)
+        self._advance(Stage.COMMITTED, commit_tx=confirmed.tx_hash, commit_time=commit_time)
 
     def _before_finalize(self) -> None:
         ready_at = self.res.commit_time + self.oracle.dispute_window()
