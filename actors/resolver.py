@@ -1,6 +1,8 @@
 """Resolver: walks one market from DUE to FINALIZED, checkpointing each step before its effect.
 
-    DUE ----DataAnswer, proof stored----> OBSERVED
+    DUE --the operator's override------> OBSERVED         (the override record's hash)
+        --a stored proof that verifies--> OBSERVED         (resumed: see below)
+        --DataAnswer, proof stored-------> OBSERVED
     OBSERVED --oracle already has our hash--> COMMITTED        (adopted)
              --oracle has another hash-----> PARKED           (an operator decides)
              --nothing there---------------> COMMIT_SENT      (SubmitTx "commit")
@@ -9,9 +11,17 @@
               (a wait longer than ``yield_after_s``: back to the scheduler until then, and stop)
     FINALIZE_SENT --TxConfirmed-------------> FINALIZED        (tells the scheduler, stops)
 
-Every stage is a ``Resolution`` checkpoint under the actor's name; a restarted resolver reloads it
-and repeats the effect of its stage, which is safe: data queries are pure, and commit and finalize
-are intents with deterministic ids, so the signer answers a repeated one with its known outcome.
+Every stage is a ``Resolution`` checkpoint under the actor's name, written in one transaction
+with the market's record in ``resolutions`` (and, at OBSERVED, its proof in ``proofs``); a
+restarted resolver reloads it and repeats the effect of its stage, which is safe: data queries
+are pure, and commit and finalize are intents with deterministic ids, so the signer answers a
+repeated one with its known outcome. A checkpoint that is missing or does not decode is replaced
+by the market's record if that has left DUE; failing both, a data proof still in ``proofs`` is
+reused if ``protocol.proof.verify`` recomputes its value and outcome from its own raw responses
+(a new query would give a new proof, its fetch times in it, whose hash is not the one we may
+have committed: our commit would be parked instead of adopted). A proof that does not verify is
+ignored and data is queried again: the runner never commits a value it cannot prove. Which of
+these it resumed from is logged (warning).
 Failures are reported to the scheduler classified (``ResolutionFailed``), never guessed through.
 Args: ``key``, ``scheduler``; ``price_cache`` (name), ``query_timeout_s`` (120), ``resend_s``
 (30), ``poll_s`` (2), ``io_retries`` (5), ``yield_after_s`` (30: a longer wait for the dispute
@@ -22,7 +32,9 @@ window hands the market back to the scheduler until then, freeing the pool slot)
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel
 
 from protocol.evaluation import EvaluationError, evaluate
 from protocol.messages import (
@@ -39,16 +51,17 @@ from protocol.messages import (
     intent_id,
 )
 from protocol.override import OverrideRecord, record_hash
-from protocol.proof import build_proof, data_hash_hex
+from protocol.proof import Proof, ProofError, build_proof, canonical_bytes, data_hash_hex, verify
 from protocol.records import Job, Resolution, Stage
 from protocol.spec import MarketKey, MarketSpec
 from sources.evm import EvmError
 from sources.oracle import OracleClient, Pending
-from storage import Store, Txn
+from storage import Database, Store, StoredValueError, Txn
 from storage.checkpoints import checkpoint_key
 from supervision import SupervisedActor
 
 log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
 OVERRIDE_SUFFIX = b"#override"
 """Key suffix, in ``proofs``, of the override record committed instead of a data proof."""
 
@@ -63,15 +76,28 @@ class Step(Message):
 class Resolver(SupervisedActor):
     checkpoint_type = Resolution
 
-    # --- start: reload the checkpoint, then act on its stage -----------------------------
+    # --- start: reload the checkpoint (or the market's record), then act on its stage -----
 
     def restore(self, state: Any) -> None:
         self.key = MarketKey.parse(self.ctx.args["key"])
-        self.res: Resolution = state if state is not None else Resolution(key=self.key)
+        self.store: Store = self.services.extra["store"]
+        self.res: Resolution = state if state is not None else self._recorded()
+
+    def _recorded(self) -> Resolution:
+        """No readable checkpoint: the market's ``resolutions`` record if it has left DUE (it is
+        written with the checkpoint, in one transaction), else a start at DUE."""
+        record = self._stored("resolutions", self.key.db_key(), Resolution)
+        if record is None or record.stage is Stage.DUE:
+            return Resolution(key=self.key)
+        log.warning(
+            "%s: no readable checkpoint; resuming at %s from the market's resolution record",
+            self.name,
+            record.stage.value,
+        )
+        return record
 
     def init(self) -> None:
         args = self.ctx.args
-        self.store: Store = self.services.extra["store"]
         self.oracle: OracleClient = self.services.extra["oracles"][self.key.chain]
         self.scheduler = str(args.get("scheduler", "scheduler"))
         self.price_cache = str(args.get("price_cache", "price_cache"))
@@ -133,7 +159,7 @@ class Resolver(SupervisedActor):
     def _act(self) -> None:
         match self.res.stage:
             case Stage.DUE:
-                self._query()
+                self._observe()
             case Stage.OBSERVED:
                 self._before_commit()
             case Stage.COMMIT_SENT:
@@ -146,11 +172,63 @@ class Resolver(SupervisedActor):
                 self._report(self.res)
                 self.finish()
 
-    def _query(self) -> None:
+    def _observe(self) -> None:
+        """DUE: the operator's override, else a proof an earlier incarnation stored (its
+        checkpoint and record were lost), else a query for data."""
         job = self.store.get("jobs", self.key.db_key(), Job)
         if job is not None and job.override_outcome is not None:
             self._overridden(job)
-            return
+        elif (reused := self._stored_proof()) is not None:
+            proof, data_hash = reused
+            log.warning(
+                "%s: no checkpoint or record past DUE; resuming at OBSERVED from the stored "
+                "proof %s, which verifies",
+                self.name,
+                data_hash,
+            )
+            self._advance(Stage.OBSERVED, **_observation(proof, data_hash))
+        else:
+            self._query()
+
+    def _overridden(self, job: Job) -> None:
+        """An operator decided the outcome: commit it with the hash of the override record."""
+        assert job.override_outcome is not None
+        record = OverrideRecord(
+            spec=self.spec, outcome=job.override_outcome, reason=job.override_reason
+        )
+        log.warning("%s: committing the operator's override: %s", self.name, record.reason)
+        self._advance(
+            Stage.OBSERVED,
+            evidence=(self.key.db_key() + OVERRIDE_SUFFIX, record),
+            value="",
+            scaled=None,
+            outcome=record.outcome,
+            data_hash=record_hash(record),
+            override_reason=record.reason,
+        )
+
+    def _stored_proof(self) -> tuple[Proof, str] | None:
+        """The data proof in ``proofs`` and its hash, if it proves this market's spec: ``verify``
+        recomputes its value, scaled value and outcome from its own raw responses. A proof
+        that does not is logged and ignored."""
+        proof = self._stored("proofs", self.key.db_key(), Proof)
+        if proof is None:
+            return None
+        if proof.spec != self.spec:
+            problem = "it is the proof of another spec"
+        else:
+            try:
+                report = verify(canonical_bytes(proof))
+            except ProofError as exc:
+                problem = str(exc)
+            else:
+                if report.ok:
+                    return proof, report.data_hash  # the hash of the very bytes verified
+                problem = f"{report.mismatch}: {report.reason}"
+        log.warning("%s: the stored proof is not used, querying data again: %s", self.name, problem)
+        return None
+
+    def _query(self) -> None:
         self.queries += 1
         query_id = f"{self.name}#{self.queries}"
         self.registry.tell(
@@ -166,49 +244,11 @@ class Resolver(SupervisedActor):
             self._fail(failure, f"evaluation: {exc}")
             return
         proof = build_proof(self.spec, answer.responses, evaluation)
-        observed = self.res.model_copy(
-            update={
-                "stage": Stage.OBSERVED,
-                "value": proof.value,
-                "scaled": proof.scaled,
-                "outcome": proof.outcome,
-                "data_hash": data_hash_hex(proof),
-            }
+        self._advance(
+            Stage.OBSERVED,
+            evidence=(self.key.db_key(), proof),
+            **_observation(proof, data_hash_hex(proof)),
         )
-
-        def store_all(txn: Txn) -> None:
-            txn.put("proofs", self.key.db_key(), proof)
-            txn.put("resolutions", self.key.db_key(), observed)
-            txn.put("checkpoints", checkpoint_key(self.name), observed)
-
-        self.store.write(store_all)
-        self._entered(observed)
-
-    def _overridden(self, job: Job) -> None:
-        """An operator decided the outcome: commit it with the hash of the override record."""
-        assert job.override_outcome is not None
-        record = OverrideRecord(
-            spec=self.spec, outcome=job.override_outcome, reason=job.override_reason
-        )
-        observed = self.res.model_copy(
-            update={
-                "stage": Stage.OBSERVED,
-                "value": "",
-                "scaled": None,
-                "outcome": record.outcome,
-                "data_hash": record_hash(record),
-                "override_reason": record.reason,
-            }
-        )
-
-        def store_all(txn: Txn) -> None:
-            txn.put("proofs", self.key.db_key() + OVERRIDE_SUFFIX, record)
-            txn.put("resolutions", self.key.db_key(), observed)
-            txn.put("checkpoints", checkpoint_key(self.name), observed)
-
-        self.store.write(store_all)
-        log.warning("%s: committing the operator's override: %s", self.name, record.reason)
-        self._entered(observed)
 
     def _before_commit(self) -> None:
         pending = self.oracle.pending(self.key.address)
@@ -282,11 +322,16 @@ class Resolver(SupervisedActor):
 
     # --- transitions ---------------------------------------------------------------------
 
-    def _advance(self, stage: Stage, **changes: Any) -> None:
-        """Checkpoint the new stage (and the resolution record), then act on it."""
+    def _advance(
+        self, stage: Stage, *, evidence: tuple[bytes, BaseModel] | None = None, **changes: Any
+    ) -> None:
+        """Checkpoint the new stage with the resolution record (and an observation's new
+        ``evidence``: its key and proof or override record), then act on it."""
         updated = self.res.model_copy(update={"stage": stage, **changes})
 
         def save(txn: Txn) -> None:
+            if evidence is not None:
+                txn.put("proofs", *evidence)
             txn.put("resolutions", self.key.db_key(), updated)
             txn.put("checkpoints", checkpoint_key(self.name), updated)
 
@@ -352,6 +397,24 @@ class Resolver(SupervisedActor):
 
     def _waiting_for(self, query_id: str) -> bool:
         return self.res.stage is Stage.DUE and query_id == f"{self.name}#{self.queries}"
+
+    def _stored(self, db: Database, key: bytes, expect: type[M]) -> M | None:
+        """``store.get``, with a value that does not decode logged and answered ``None``."""
+        try:
+            return self.store.get(db, key, expect)
+        except StoredValueError as exc:
+            log.warning("%s: %s", self.name, exc)
+            return None
+
+
+def _observation(proof: Proof, data_hash: str) -> dict[str, Any]:
+    """The fields of an OBSERVED resolution that ``proof``, whose hash is ``data_hash``, gives."""
+    return {
+        "value": proof.value,
+        "scaled": proof.scaled,
+        "outcome": proof.outcome,
+        "data_hash": data_hash,
+    }
 
 
 class _QueryTimeout(Message):

@@ -248,7 +248,7 @@ class SupervisedActor(pykka.ThreadingActor):
             return store.load(self.name, expect=self.checkpoint_type)
         except Exception as exc:  # a bad stored value must not become a restart loop
             text = describe(exc, self.services.redact)
-            log.error("%s: checkpoint unreadable, starting from scratch: %s", self.name, text)
+            log.error("%s: checkpoint unreadable, restoring without it: %s", self.name, text)
             self.registry.note_error(
                 self.name, f"checkpoint unreadable: {text}", self.ctx.actor_type
             )

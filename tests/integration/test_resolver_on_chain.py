@@ -1,6 +1,7 @@
 """What a resolver finds on chain decides its path: a commit already there (ours: adopted; another
 hash: parked), a dispute window longer than it may hold a slot, a key the oracle does not accept;
-and a data query that is never answered does not hold it for ever.
+and a data query that is never answered does not hold it for ever. A checkpoint that does not
+decode loses nothing of that: the market's record, or its stored proof if that verifies, stands in.
 
 Each test runs the whole daemon on a devnet (anvil, the contracts, the simulator) and arranges
 the chain with the resolver's own key, as another runner or a restored data directory would.
@@ -19,6 +20,7 @@ from devnet.environment import Devnet
 from devnet.keys import CREATOR, OUTSIDER, RESOLVER
 from devnet.scenario import REPLAY_NOW, default_specs
 from ops.config import KeySource
+from ops.daemon import Daemon
 from protocol.evaluation import evaluate, next_page, plan
 from protocol.messages import FailureClass, OperatorAction, OperatorCommand, intent_id
 from protocol.proof import Proof, build_proof, canonical_bytes, data_hash_hex, verify
@@ -28,7 +30,7 @@ from protocol.supervision import FaultAction, FaultRule
 from protocol.tx_records import IntentState, TxIntent, intent_key
 from sources.hyperliquid import HyperliquidClient
 from sources.oracle import OracleClient
-from storage import Store, Txn
+from storage import Database, Store, Txn
 from storage.checkpoints import checkpoint_key
 from supervision import FaultPlan
 from tests.integration.daemon_harness import running, store_of, wait_job
@@ -60,6 +62,38 @@ def runner_intent(store: Store, net: Devnet, key: MarketKey, action: str) -> TxI
     return store.get("txs", intent_key("dev", ident), TxIntent)
 
 
+def put_garbage(store: Store, db: Database, key: bytes) -> None:
+    """Bytes that decode as no model, under ``key``: a value corrupted on disk."""
+    store.write(lambda txn: txn.raw.put(key, b"\x93garbage", db=txn.dbi(db)))
+
+
+def restore_data_dir(
+    data: Path,
+    key: MarketKey,
+    proof: Proof,
+    observed: Resolution | None,
+    unreadable: tuple[Database, ...],
+) -> None:
+    """A data directory as a backup left it: the market's proof, and its record and resolver
+    checkpoint at ``observed`` if given; then the values of ``unreadable`` corrupted."""
+    checkpoint = checkpoint_key(resolver_name(key))
+
+    def restored(txn: Txn) -> None:
+        txn.put("proofs", key.db_key(), proof)
+        if observed is not None:
+            txn.put("resolutions", key.db_key(), observed)
+            txn.put("checkpoints", checkpoint, observed)
+
+    with Store.open(data) as store:
+        store.write(restored)
+        for db in unreadable:
+            put_garbage(store, db, {"checkpoints": checkpoint}.get(db, key.db_key()))
+
+
+def settled(job: Job) -> bool:
+    return job.state in (JobState.FINALIZED, JobState.PARKED, JobState.DEAD)
+
+
 def observed_proof(net: Devnet, spec: MarketSpec) -> Proof:
     """The proof a runner builds for ``spec`` from the simulator's answers."""
     client = HyperliquidClient(net.sim.url)
@@ -74,11 +108,19 @@ def observed_proof(net: Devnet, spec: MarketSpec) -> Proof:
     return build_proof(spec, responses, evaluate(spec, responses))
 
 
+@pytest.mark.parametrize(
+    "unreadable",
+    [(), ("checkpoints",), ("checkpoints", "resolutions")],
+    ids=["intact", "checkpoint bad", "checkpoint and record bad"],
+)
 def test_a_commit_of_our_hash_already_on_chain_is_adopted_and_only_finalized(
-    tmp_path: Path,
+    tmp_path: Path, unreadable: tuple[Database, ...]
 ) -> None:
     """A data directory restored from a backup taken at OBSERVED, after that commit was mined:
-    the resolver finds its own hash on chain, adopts it, sends no second commit, finalizes."""
+    the resolver finds its own hash on chain, adopts it, sends no second commit, finalizes.
+    The same if the resolver's checkpoint does not decode (the market's record stands in), or
+    the record does not either (the stored proof verifies: its hash is the one committed), where
+    new data would give a proof of another hash, and the market would be parked."""
     with Devnet.start(dispute_window_s=3) as net:
         (spec,) = closed_specs(1)
         (key,) = net.create_markets([spec])
@@ -93,16 +135,10 @@ def test_a_commit_of_our_hash_already_on_chain_is_adopted_and_only_finalized(
             outcome=proof.outcome,
             data_hash=ours,
         )
-
-        def restored(txn: Txn) -> None:
-            txn.put("proofs", key.db_key(), proof)
-            txn.put("resolutions", key.db_key(), observed)
-            txn.put("checkpoints", checkpoint_key(resolver_name(key)), observed)
-
-        with Store.open(tmp_path / "data") as store:
-            store.write(restored)
+        restore_data_dir(tmp_path / "data", key, proof, observed, unreadable)
         with running(net, tmp_path / "data") as daemon:
-            wait_job(daemon, key, in_state(JobState.FINALIZED))
+            done = wait_job(daemon, key, settled)
+            assert done.state is JobState.FINALIZED, done.last_error
             store = store_of(daemon)
             res = store.get("resolutions", key.db_key(), Resolution)
             assert res is not None and res.stage is Stage.FINALIZED
@@ -113,6 +149,39 @@ def test_a_commit_of_our_hash_already_on_chain_is_adopted_and_only_finalized(
             stored = store.get("proofs", key.db_key(), Proof)
         assert net.outcomes([key])[key] == (proof.outcome, ours, True)
         assert stored is not None and verify(canonical_bytes(stored), expected_hash=ours).ok
+
+
+def test_a_stored_proof_that_does_not_verify_is_not_reused_new_data_is_queried(
+    tmp_path: Path,
+) -> None:
+    """Neither the checkpoint nor the record decodes, and the stored proof's raw response was
+    altered, so that it no longer gives the proof's value: the resolver queries the data again
+    and commits the hash of the new proof, never the altered one's."""
+    with Devnet.start(dispute_window_s=3) as net:
+        (spec,) = closed_specs(1)
+        (key,) = net.create_markets([spec])
+        proof = observed_proof(net, spec)
+        altered = altered_response(proof)
+        assert verify(canonical_bytes(altered)).mismatch == "value"
+        restore_data_dir(tmp_path / "data", key, altered, None, ("checkpoints", "resolutions"))
+        with running(net, tmp_path / "data") as daemon:
+            done = wait_job(daemon, key, settled)
+            assert done.state is JobState.FINALIZED, done.last_error
+            res = store_of(daemon).get("resolutions", key.db_key(), Resolution)
+            stored = store_of(daemon).get("proofs", key.db_key(), Proof)
+        assert res is not None and stored is not None
+        assert res.data_hash != data_hash_hex(altered)
+        assert net.outcomes([key])[key] == (proof.outcome, res.data_hash, True)
+        assert verify(canonical_bytes(stored), expected_hash=res.data_hash).ok  # the new proof
+
+
+def altered_response(proof: Proof) -> Proof:
+    """``proof`` with its measured value changed in its first raw response, and nowhere else."""
+    first = proof.responses[0]
+    body = first.body.replace(f'"{proof.value}"'.encode(), b'"0.000001"')
+    assert body != first.body
+    changed = first.model_copy(update={"body": body})
+    return proof.model_copy(update={"responses": (changed, *proof.responses[1:])})
 
 
 def test_another_hash_on_chain_parks_the_market_and_leaves_that_commit_alone(
@@ -152,20 +221,9 @@ def test_a_long_dispute_window_frees_the_slot_and_the_market_resumes_after_it(
         with running(net, tmp_path / "data") as daemon:
             rt = daemon.runtime
             assert rt is not None
-            job = wait_job(
-                daemon,
-                key,
-                lambda j: j.state is JobState.WAITING and j.stage == Stage.COMMITTED.value,
-            )
+            job = handed_back_committed(daemon, key)
             assert job.next_attempt_at - rt.clock.now() > 3000  # resumes at the window's end
-            rt.wait_for(
-                lambda: (
-                    (entry := rt.registry.entry(resolver_name(key))) is None
-                    or entry.status.value == "gone"
-                )
-            )
-            net.w3.provider.make_request("evm_increaseTime", [3601])  # type: ignore[arg-type]
-            net.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+            pass_chain_time(net, 3601)
             if finalizer == "someone else":
                 data = OracleClient(None, net.deployment.oracle).finalize_call(key.address)  # type: ignore[arg-type]
                 send(net.w3, OUTSIDER, {"to": net.deployment.oracle, "data": data})
@@ -183,6 +241,62 @@ def test_a_long_dispute_window_frees_the_slot_and_the_market_resumes_after_it(
         else:  # our finalize failed in simulation, so no nonce was spent on it
             assert (res.finalize_tx, res.note) == ("", "finalized by someone else")
             assert ours.state is IntentState.FAILED and ours.nonce is None
+
+
+def test_our_commit_whose_checkpoint_is_lost_in_the_dispute_window_is_finalized_not_parked(
+    tmp_path: Path,
+) -> None:
+    """The runner committed and handed the market back for an hour of dispute window; while it
+    was stopped, the resolver's checkpoint was corrupted. After the restart the resolver takes
+    the market's record (COMMITTED, with our commit) and finalizes: it queries no new data (the
+    restarted price cache holds none, so new fetch times would give a proof of another hash than
+    ours on chain) and parks nothing; the finalize is its only transaction."""
+    with Devnet.start(dispute_window_s=3600) as net:
+        (key,) = net.create_markets(closed_specs(1))
+        account = net.w3.to_checksum_address(RESOLVER.address)
+        with running(net, tmp_path / "data") as daemon:
+            handed_back_committed(daemon, key)
+            committed = store_of(daemon).get("resolutions", key.db_key(), Resolution)
+        with Store.open(tmp_path / "data") as store:
+            put_garbage(store, "checkpoints", checkpoint_key(resolver_name(key)))
+        sent = net.w3.eth.get_transaction_count(account)
+        pass_chain_time(net, 3601)
+        with running(net, tmp_path / "data") as daemon:
+            assert daemon.runtime is not None
+            command = OperatorCommand(action=OperatorAction.RESOLVE_NOW, key=key, operator="t")
+            assert daemon.runtime.ask("scheduler", command).ok
+            done = wait_job(daemon, key, settled)
+            assert done.state is JobState.FINALIZED, done.last_error
+            res = store_of(daemon).get("resolutions", key.db_key(), Resolution)
+        assert committed is not None and committed.commit_tx and res is not None
+        kept = ("data_hash", "outcome", "commit_tx", "commit_time")
+        assert [getattr(res, f) for f in kept] == [getattr(committed, f) for f in kept]
+        assert res.finalize_tx
+        assert net.w3.eth.get_transaction_count(account) == sent + 1  # the finalize only
+        assert net.outcomes([key])[key] == (committed.outcome, committed.data_hash, True)
+
+
+def handed_back_committed(daemon: Daemon, key: MarketKey) -> Job:
+    """The market's job once it is committed and, the dispute window being long, its resolver
+    has handed it back to the scheduler and is gone."""
+    rt = daemon.runtime
+    assert rt is not None
+    job = wait_job(
+        daemon,
+        key,
+        lambda j: j.state is JobState.WAITING and j.stage == Stage.COMMITTED.value,
+    )
+    rt.wait_for(
+        lambda: (
+            (entry := rt.registry.entry(resolver_name(key))) is None or entry.status.value == "gone"
+        )
+    )
+    return job
+
+
+def pass_chain_time(net: Devnet, seconds: int) -> None:
+    net.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+    net.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
 
 
 def test_a_key_the_oracle_refuses_halts_the_chain_and_parks_the_market(
