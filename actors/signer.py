@@ -3,6 +3,7 @@
     SubmitTx (new id) ---persist---> QUEUED          (a known id: answer, or remember reply_to)
     QUEUED --eth_call or estimate reverts--> FAILED  (TxFailed permanent; no nonce is used)
     QUEUED --estimate gas +margin, price fees (cap), next nonce, sign, PERSIST--> PENDING
+             (a kind of call already estimated: simulated with its remembered limit, ADR 0013)
     PENDING --Broadcast: one JSON-RPC batch of eth_sendRawTransaction--> in the node's pool
     on every new head, for each PENDING intent:
        receipt of any of its attempts ---------> MINED (in memory)
@@ -97,6 +98,21 @@ _NEVER_ACCEPTED = re.compile(
 _WRONG_CHAIN = re.compile(r"chain ?id", re.IGNORECASE)
 
 
+def _kind(intent: TxIntent) -> tuple[str, bytes]:
+    """What a remembered gas limit is per: the contract called and the function's selector."""
+    return intent.to.lower(), intent.data[:4]
+
+
+def _refused(call: Any) -> bool:
+    """A simulation with a known gas limit that the node refused other than by a revert or for
+    want of funds: the limit may be short (anvil: "EVM error OutOfGas")."""
+    return (
+        isinstance(call, RpcError)
+        and not isinstance(call, RevertError)
+        and call.tx_rejection != "insufficient_funds"
+    )
+
+
 class Flush(Message):
     """The signer's own nudge: persist what was accepted, then simulate, sign and persist."""
 
@@ -179,6 +195,9 @@ class Signer(SupervisedActor):
         self.last_error = ""
         self.flush_pending = False
         self.inbox: dict[str, TxIntent] = {}
+        self.gas_limits: dict[tuple[str, bytes], int] = {}
+        """Gas limit (estimate + margin) per kind of call, (contract, selector): see
+        ``_simulate``. Memory only: a restart estimates each kind once again."""
         self.live: dict[str, _Live] = {}
         self.queue: list[str] = []
         self.watch: dict[str, TxIntent] = {}
@@ -408,28 +427,17 @@ class Signer(SupervisedActor):
         self._incomplete = None
         lives = [self.live[i] for i in intent_ids]
         fees = self._quote()
-        calls: list[tuple[str, list[Any]]] = []
-        for lv in lives:
-            params = {
-                "from": self.address,
-                "to": lv.intent.to,
-                "data": "0x" + lv.intent.data.hex(),
-                "value": hex(lv.intent.value),
-            }
-            calls += [("eth_call", [params, "latest"]), ("eth_estimateGas", [params])]
-        results = self._batch(calls)
+        outcomes = self._simulate(lives)
         assert self.nonces is not None
         nonce = self.nonces.next_nonce
         signed: list[tuple[_Live, TxIntent, TxAttempt]] = []
         failed: list[TxIntent] = []
-        for n, lv in enumerate(lives):
-            outcome = self._simulated(results[2 * n], results[2 * n + 1])
+        for lv, outcome in zip(lives, outcomes, strict=True):
             if isinstance(outcome, str):
                 failed.append(self._failed(lv.intent, outcome))
             elif outcome is not None:
-                gas = outcome * (100 + self.gas_margin_pct) // 100
                 intent = lv.intent.model_copy(update={"state": IntentState.PENDING, "nonce": nonce})
-                signed.append((lv, intent, self._sign(intent, 0, fees, gas)))
+                signed.append((lv, intent, self._sign(intent, 0, fees, outcome)))
                 nonce += 1
         counter = self.nonces.model_copy(update={"next_nonce": nonce})
         puts: list[tuple[bytes, Any]] = [(nonce_key(self.chain), counter)]
@@ -452,6 +460,51 @@ class Signer(SupervisedActor):
             log.debug("%s: signed nonces %d..%d", self.name, signed[0][1].nonce, nonce - 1)
             self.actor_ref.tell(Broadcast())
         self._raise_if_incomplete()
+
+    def _simulate(self, lives: list[_Live]) -> list[int | str | None]:
+        """Per intent, as one JSON-RPC batch: its gas limit, a failure reason (str) if the
+        call can never succeed, or None to retry later.
+
+        An intent of a kind (contract, selector) whose gas limit is known is simulated with
+        that limit as its gas: success proves the limit enough at the latest state, and no
+        estimate is needed. Any other kind, or a known limit the simulation finds short (gas
+        can depend on the arguments), is simulated and estimated (estimate + margin), and the
+        highest limit of the kind is remembered. ADR 0013.
+        """
+        calls: list[tuple[str, list[Any]]] = []
+        limits = [self.gas_limits.get(_kind(lv.intent)) for lv in lives]
+        for lv, limit in zip(lives, limits, strict=True):
+            params = {
+                "from": self.address,
+                "to": lv.intent.to,
+                "data": "0x" + lv.intent.data.hex(),
+                "value": hex(lv.intent.value),
+            }
+            if limit is None:
+                calls += [("eth_call", [params, "latest"]), ("eth_estimateGas", [params])]
+            else:
+                calls.append(("eth_call", [{**params, "gas": hex(limit)}, "latest"]))
+        results = iter(self._batch(calls))
+        outcomes: list[int | str | None] = []
+        short: list[int] = []
+        for n, (lv, limit) in enumerate(zip(lives, limits, strict=True)):
+            if limit is None:
+                outcome = self._simulated(next(results), next(results))
+                if isinstance(outcome, int):
+                    outcome = outcome * (100 + self.gas_margin_pct) // 100
+                    kind = _kind(lv.intent)
+                    self.gas_limits[kind] = max(outcome, self.gas_limits.get(kind, 0))
+            else:
+                call = next(results)
+                if _refused(call):  # out of gas, or another refusal: estimate it afresh
+                    self.gas_limits.pop(_kind(lv.intent), None)
+                    short.append(n)
+                outcome = self._simulated(call, hex(limit))
+            outcomes.append(outcome)
+        if short:
+            for n, again in zip(short, self._simulate([lives[n] for n in short]), strict=True):
+                outcomes[n] = again
+        return outcomes
 
     def _simulated(self, call: Any, estimate: Any) -> int | str | None:
         """The gas estimate; a failure reason (str) if the call can never succeed; None to retry."""
