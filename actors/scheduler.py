@@ -37,7 +37,7 @@ from __future__ import annotations
 import heapq
 import logging
 import random
-from collections import Counter
+from collections import Counter, OrderedDict
 from typing import Any, Literal
 
 from protocol.codec import CODEC
@@ -74,6 +74,8 @@ PARKED_STAGE = "PARKED"
 START_BATCH = 64
 """Resolvers started per ``StartChildren`` round trip to the resolvers' supervisor."""
 START_TIMEOUT_S = 10.0
+JOB_CACHE = 16_384
+"""Jobs the scheduler keeps decoded in memory (about 2 KB each: some 34 MB when full)."""
 
 
 def resolver_name(key: MarketKey) -> str:
@@ -125,6 +127,9 @@ class Scheduler(SupervisedActor):
         self.latency_count = 0
         self.unsaved: dict[str, Job] = {}
         """Job moves not yet written (see the module docstring), by market key."""
+        self.cached: OrderedDict[str, Job] = OrderedDict()
+        """The latest jobs written (or read), most recent last: the scheduler is the only writer
+        of ``jobs``, so these equal LMDB's; a read here is no LMDB read (see ``_job``)."""
         self.unsaved_audit: list[AuditEntry] = []
         self.flush_pending = False
         self.dispatch_pending = False
@@ -254,6 +259,7 @@ class Scheduler(SupervisedActor):
             return list(added.values())
 
         added = self.store.write(add)
+        self._remember(added)
         for job in added:
             self._count(JobState.WAITING, +1)
             self.due[str(job.key)] = job.due_at
@@ -488,10 +494,28 @@ class Scheduler(SupervisedActor):
     # --- LMDB ----------------------------------------------------------------------------
 
     def _job(self, key: MarketKey) -> Job | None:
-        unsaved = self.unsaved.get(str(key))
-        if unsaved is not None:
-            return unsaved
-        return self.store.get("jobs", key.db_key(), Job)
+        text = str(key)
+        known = self.unsaved.get(text)
+        if known is None:
+            known = self.cached.get(text)
+        if known is not None:
+            return known
+        job = self.store.get("jobs", key.db_key(), Job)
+        if job is not None:
+            self._remember([job])
+        return job
+
+    def _remember(self, jobs: list[Job]) -> None:
+        """Keep ``jobs``, as now written, for the next ``_job`` (a bounded, recently-used set).
+
+        Every LMDB read costs a GIL round trip (py-lmdb releases it around each call) and a
+        decode; a burst reads each running market's job once per resolver report."""
+        for job in jobs:
+            text = str(job.key)
+            self.cached[text] = job
+            self.cached.move_to_end(text)
+        while len(self.cached) > JOB_CACHE:
+            self.cached.popitem(last=False)
 
     def _save(self, job: Job, audit: AuditEntry | None = None, **changes: Any) -> Job:
         return self._save_all([(job, changes)], audit)[0]
@@ -542,6 +566,7 @@ class Scheduler(SupervisedActor):
                 txn.audit(entry)
 
         self.store.write(write)
+        self._remember(jobs)
         self.unsaved, self.unsaved_audit = {}, []
 
     def _audit(self, action: str, key: MarketKey, **detail: str) -> AuditEntry:
