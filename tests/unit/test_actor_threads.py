@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Callable, Iterator
 
@@ -139,6 +140,17 @@ def test_short_lived_actors_reuse_threads_and_stop_leaves_none() -> None:
             wait_for(lambda cid=cid: cid not in pool.running() and pool.idle() >= 1, timeout=5)
         assert pool.started - base == 1  # twenty-five resolvers' lifetimes on one thread
     assert [t for t in set(threading.enumerate()) - before if t.is_alive()] == []
+
+
+def test_a_mailbox_is_a_c_queue_and_its_depth_is_counted() -> None:
+    """pykka's ``_create_actor_inbox`` hook gives every actor a ``queue.SimpleQueue`` (ADR
+    0011): if a pykka release drops the hook, this fails instead of a slower hand-off passing
+    silently."""
+    with tree(worker("slow")) as rt:
+        entry = rt.registry.entry("slow")
+        assert entry is not None and entry.ref is not None
+        assert type(entry.ref.actor_inbox) is queue.SimpleQueue
+        assert entry.mailbox_depth() == 0
 
 
 def test_a_stop_names_an_actor_whose_thread_will_not_end() -> None:
