@@ -50,7 +50,9 @@ NAIVE_BUDGET_S = float(os.environ.get("ORACLE_RUNNER_BURST_NAIVE_BUDGET_S", "150
 """The baseline stops after this long and its time is scaled from the markets it committed."""
 PRUNE_HISTORY = 16
 """States anvil keeps: each copies ten thousand market contracts (see ``devnet.anvil``)."""
-MAX_RESOLVERS = int(os.environ.get("ORACLE_RUNNER_BURST_RESOLVERS", "512"))
+MAX_RESOLVERS = int(os.environ.get("ORACLE_RUNNER_BURST_RESOLVERS", "2048"))
+"""The daemon's ``max_resolvers`` for the burst: 2,048 beat 512 in each of three alternating
+pairs once mailboxes were cheap (ADR 0006, 2026-12-06)."""
 COMMITTED = {"COMMITTED", "FINALIZE_SENT", "FINALIZED"}
 DEFAULT_GC_THRESHOLD = gc.get_threshold()
 
