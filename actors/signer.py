@@ -494,12 +494,12 @@ class Signer(SupervisedActor):
                     outcome = outcome * (100 + self.gas_margin_pct) // 100
                     kind = _kind(lv.intent)
                     self.gas_limits[kind] = max(outcome, self.gas_limits.get(kind, 0))
+            elif _refused(call := next(results)):  # out of gas, or so: estimate it afresh
+                self.gas_limits.pop(_kind(lv.intent), None)
+                short.append(n)
+                outcome = None
             else:
-                call = next(results)
-                if _refused(call):  # out of gas, or another refusal: estimate it afresh
-                    self.gas_limits.pop(_kind(lv.intent), None)
-                    short.append(n)
-                outcome = self._simulated(call, hex(limit))
+                outcome = self._simulated(call, hex(limit))  # the limit, or why it cannot be
             outcomes.append(outcome)
         if short:
             for n, again in zip(short, self._simulate([lives[n] for n in short]), strict=True):
