@@ -151,18 +151,24 @@ def test_a_commit_of_our_hash_already_on_chain_is_adopted_and_only_finalized(
         assert stored is not None and verify(canonical_bytes(stored), expected_hash=ours).ok
 
 
-def test_a_stored_proof_that_does_not_verify_is_not_reused_new_data_is_queried(
-    tmp_path: Path,
+@pytest.mark.parametrize("bad", ["altered response", "another market's spec"])
+def test_a_stored_proof_that_does_not_prove_the_market_is_not_reused_new_data_is_queried(
+    tmp_path: Path, bad: str
 ) -> None:
-    """Neither the checkpoint nor the record decodes, and the stored proof's raw response was
-    altered, so that it no longer gives the proof's value: the resolver queries the data again
-    and commits the hash of the new proof, never the altered one's."""
+    """Neither the checkpoint nor the record decodes, and the stored proof does not prove this
+    market: its raw response was altered, so that it no longer gives the proof's value, or it
+    is a sound proof of another spec. The resolver queries the data again and commits the hash
+    of the new proof, never the stored one's."""
     with Devnet.start(dispute_window_s=3) as net:
-        (spec,) = closed_specs(1)
+        spec, other = closed_specs(2)
         (key,) = net.create_markets([spec])
         proof = observed_proof(net, spec)
-        altered = altered_response(proof)
-        assert verify(canonical_bytes(altered)).mismatch == "value"
+        if bad == "altered response":
+            altered = altered_response(proof)
+            assert verify(canonical_bytes(altered)).mismatch == "value"
+        else:
+            altered = observed_proof(net, other)
+            assert altered.spec != spec and verify(canonical_bytes(altered)).ok
         restore_data_dir(tmp_path / "data", key, altered, None, ("checkpoints", "resolutions"))
         with running(net, tmp_path / "data") as daemon:
             done = wait_job(daemon, key, settled)
