@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 Loop = Callable[[], object]
 _JOIN_FLOOR_S = 0.5
 """What ``close`` gives a thread that has no loop left to end, even past its deadline."""
+_PRUNE_FLOOR = 64
+"""``_workers`` below this size is never pruned on a start."""
 _Work = tuple[Loop, str] | None
 """A loop and the actor's name, or ``None``: end the thread."""
 
@@ -50,6 +52,8 @@ class ActorThreads:
         self._busy: dict[_Worker, str] = {}
         self._workers: set[_Worker] = set()
         """Every worker whose thread may still be alive (pruned as new ones start)."""
+        self._prune_at = _PRUNE_FLOOR
+        """``_workers`` is pruned when it reaches this size: twice what the last pruning kept."""
         self._closed = False
         self.started = 0
         """Threads started so far (a reused thread is not counted again)."""
@@ -62,7 +66,8 @@ class ActorThreads:
             if worker is None:
                 worker = _Worker()
                 self.started += 1
-                self._prune()
+                if len(self._workers) >= self._prune_at:
+                    self._prune()
                 self._workers.add(worker)
             self._busy[worker] = name
         if not fresh:
@@ -146,10 +151,13 @@ class ActorThreads:
         return worker.inbox.get()  # ``run`` took this thread just now; its loop is on the way
 
     def _prune(self) -> None:
-        """Forget workers whose thread has ended (with the lock held)."""
+        """Forget workers whose thread has ended (with the lock held). Called when the set has
+        doubled since the last pruning, so a burst of new threads costs O(1) each, not a scan
+        of every thread per start (2.7% of a 10,000-market burst's GIL samples)."""
         self._workers = {
             w for w in self._workers if w.thread is None or w.thread.is_alive() or w in self._busy
         }
+        self._prune_at = max(_PRUNE_FLOOR, 2 * len(self._workers))
 
     def _spawn(self, thread: threading.Thread) -> None:
         thread.start()  # RuntimeError when the process may start no more threads

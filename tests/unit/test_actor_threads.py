@@ -80,6 +80,26 @@ def test_a_thread_idle_for_idle_s_ends() -> None:
     assert pool.close(timeout=5) == []
 
 
+def test_workers_of_ended_threads_are_forgotten_as_new_threads_start() -> None:
+    """Rounds of 50 loops at once, each round's threads ended by ``idle_s`` before the next:
+    500 threads started, but the pool keeps at most twice a round's worth of workers (it
+    prunes when its set has doubled, not on every start)."""
+    pool = ActorThreads(idle_s=0.02)
+    before = threading.active_count()
+    for _ in range(10):
+        gate, started = threading.Event(), threading.Semaphore(0)
+        for n in range(50):
+            pool.run(blocker(gate, started), f"w{n}")
+        for _ in range(50):
+            assert started.acquire(timeout=5)
+        assert len(pool._workers) <= 100
+        gate.set()
+        wait_for(lambda: threading.active_count() <= before, timeout=5)  # all ended
+    assert pool.started == 500
+    assert pool.close(timeout=5) == []
+    assert not pool._workers
+
+
 def test_close_names_the_loops_still_running_and_ends_the_idle_threads() -> None:
     pool = ActorThreads(idle_s=30.0)
     gate, started = threading.Event(), threading.Semaphore(0)
