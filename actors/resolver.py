@@ -3,6 +3,8 @@
     DUE --the operator's override------> OBSERVED         (the override record's hash)
         --a stored proof that verifies--> OBSERVED         (resumed: see below)
         --DataAnswer, proof stored-------> OBSERVED
+        (the oracle read first: with no commit there yet, OBSERVED and COMMIT_SENT are one
+        checkpoint, see below)
     OBSERVED --oracle already has our hash--> COMMITTED        (adopted)
              --oracle has another hash-----> PARKED           (an operator decides)
              --nothing there---------------> COMMIT_SENT      (SubmitTx "commit")
@@ -15,7 +17,11 @@ Every stage is a ``Resolution`` checkpoint under the actor's name, written in on
 with the market's record in ``resolutions`` (and, at OBSERVED, its proof in ``proofs``); a
 restarted resolver reloads it and repeats the effect of its stage, which is safe: data queries
 are pure, and commit and finalize are intents with deterministic ids, so the signer answers a
-repeated one with its known outcome. A checkpoint that is missing or does not decode is replaced
+repeated one with its known outcome. OBSERVED's effect is a read (``pending``), so the
+resolver reads the oracle as soon as it has its observation: when no commit is there, the
+observation and its proof are written with the stage COMMIT_SENT in one transaction, before
+the commit is submitted (ADR 0014); a commit already there, or a failed read, writes OBSERVED
+and goes on from it as above. A checkpoint that is missing or does not decode is replaced
 by the market's record if that has left DUE; failing both, a data proof still in ``proofs`` is
 reused if ``protocol.proof.verify`` recomputes its value and outcome from its own raw responses
 (a new query would give a new proof, its fetch times in it, whose hash is not the one we may
@@ -109,6 +115,9 @@ class Resolver(SupervisedActor):
         self.yield_after_s = float(args.get("yield_after_s", 30.0))
         self.io_failures = 0
         self.queries = 0
+        self.unreported = self.res.stage is Stage.COMMITTED
+        """At COMMITTED and not yet told the scheduler (``_before_finalize`` tells it; a
+        restarted resolver tells it again, which the scheduler takes as the same news)."""
         spec = self.store.get("markets", self.key.db_key(), MarketSpec)
         if spec is None:
             raise LookupError(f"no spec stored for {self.key}")
@@ -186,7 +195,7 @@ class Resolver(SupervisedActor):
                 self.name,
                 data_hash,
             )
-            self._advance(Stage.OBSERVED, **_observation(proof, data_hash))
+            self._observation_made(None, _observation(proof, data_hash))
         else:
             self._query()
 
@@ -197,14 +206,15 @@ class Resolver(SupervisedActor):
             spec=self.spec, outcome=job.override_outcome, reason=job.override_reason
         )
         log.warning("%s: committing the operator's override: %s", self.name, record.reason)
-        self._advance(
-            Stage.OBSERVED,
-            evidence=(self.key.db_key() + OVERRIDE_SUFFIX, record),
-            value="",
-            scaled=None,
-            outcome=record.outcome,
-            data_hash=record_hash(record),
-            override_reason=record.reason,
+        self._observation_made(
+            (self.key.db_key() + OVERRIDE_SUFFIX, record),
+            {
+                "value": "",
+                "scaled": None,
+                "outcome": record.outcome,
+                "data_hash": record_hash(record),
+                "override_reason": record.reason,
+            },
         )
 
     def _stored_proof(self) -> tuple[Proof, str] | None:
@@ -244,11 +254,23 @@ class Resolver(SupervisedActor):
             self._fail(failure, f"evaluation: {exc}")
             return
         proof = build_proof(self.spec, answer.responses, evaluation)
-        self._advance(
-            Stage.OBSERVED,
-            evidence=(self.key.db_key(), proof),
-            **_observation(proof, data_hash_hex(proof)),
+        self._observation_made(
+            (self.key.db_key(), proof), _observation(proof, data_hash_hex(proof))
         )
+
+    def _observation_made(
+        self, evidence: tuple[bytes, BaseModel] | None, observation: dict[str, Any]
+    ) -> None:
+        """Checkpoint an observation (and its new ``evidence``): as COMMIT_SENT at once when
+        the oracle holds no commit for the market, else as OBSERVED, which reads it again and
+        adopts or parks. A failed read is OBSERVED's to retry: the proof is kept either way."""
+        try:
+            pending: Pending | None = self.oracle.pending(self.key.address)
+        except (EvmError, OSError) as exc:
+            log.warning("%s: oracle read after the observation: %s", self.name, exc)
+            pending = None
+        stage = Stage.COMMIT_SENT if pending is not None and not pending.committed else None
+        self._advance(stage or Stage.OBSERVED, evidence=evidence, **observation)
 
     def _before_commit(self) -> None:
         pending = self.oracle.pending(self.key.address)
@@ -285,15 +307,12 @@ class Resolver(SupervisedActor):
         left = ready_at - self.oracle.chain_time()
         if left > self.yield_after_s:
             # a long dispute window: give the pool slot back; the scheduler resumes the market
-            resume_at = self.clock.now() + left
-            self.registry.tell(
-                self.scheduler,
-                ResolutionProgress(
-                    key=self.key, state=Stage.COMMITTED.value, detail={"resume_at": resume_at}
-                ),
-            )
+            self._report(self.res, resume_at=self.clock.now() + left)
             self.finish()
-        elif left > 0:
+            return
+        if self.unreported:
+            self._report(self.res)
+        if left > 0:
             self.send_later(min(self.poll_s, left), self.name, Step(stage=Stage.COMMITTED))
         else:
             self._advance(Stage.FINALIZE_SENT)
@@ -341,17 +360,21 @@ class Resolver(SupervisedActor):
     def _entered(self, updated: Resolution) -> None:
         self.res = updated
         self.io_failures = 0
-        if updated.stage not in (Stage.FINALIZED, Stage.PARKED):
+        if updated.stage is Stage.COMMITTED:
+            self.unreported = True  # reported by ``_before_finalize``, with the wait it chose
+        elif updated.stage not in (Stage.FINALIZED, Stage.PARKED):
             self._report(updated)
         self._act()
 
-    def _report(self, res: Resolution) -> None:
+    def _report(self, res: Resolution, **extra: Any) -> None:
+        self.unreported = False
         detail: dict[str, Any] = {"value": res.value, "outcome": res.outcome, "note": res.note}
         if res.stage is Stage.PARKED:
             detail["reason"] = res.note
         if res.stage is Stage.COMMITTED and res.commit_time:
             detail["commit_time"] = res.commit_time
             detail["dispute_ends_at"] = res.commit_time + self.oracle.dispute_window()
+        detail.update(extra)
         self.registry.tell(
             self.scheduler, ResolutionProgress(key=self.key, state=res.stage.value, detail=detail)
         )
@@ -390,6 +413,8 @@ class Resolver(SupervisedActor):
             self.send_later(self.poll_s * self.io_failures, self.name, Step(stage=self.res.stage))
 
     def _fail(self, failure: FailureClass, reason: str) -> None:
+        if self.unreported:
+            self._report(self.res)  # the commit is news even if what followed failed
         self.registry.tell(
             self.scheduler, ResolutionFailed(key=self.key, failure=failure, reason=reason)
         )
@@ -399,11 +424,12 @@ class Resolver(SupervisedActor):
         return self.res.stage is Stage.DUE and query_id == f"{self.name}#{self.queries}"
 
     def _stored(self, db: Database, key: bytes, expect: type[M]) -> M | None:
-        """``store.get``, with a value that does not decode logged and answered ``None``."""
+        """``store.get``, with a value that does not decode counted in the store's
+        ``bad_values``, reported, and answered ``None``."""
         try:
             return self.store.get(db, key, expect)
         except StoredValueError as exc:
-            log.warning("%s: %s", self.name, exc)
+            self.store.report_bad_value(exc)
             return None
 
 

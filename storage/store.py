@@ -326,7 +326,7 @@ class Store:
         try:
             return decode_value(self.codec, db, key, buf, expect)
         except StoredValueError as exc:
-            self._report_bad_value(exc, on_bad_value)
+            self.report_bad_value(exc, on_bad_value)
             return None
 
     def raw_items(
@@ -469,7 +469,19 @@ class Store:
             raise StoreClosedError(f"store at {self.path} is closed")
         return env
 
-    def _report_bad_value(self, exc: StoredValueError, handler: BadValueHandler | None) -> None:
+    def report_bad_value(
+        self, exc: StoredValueError, handler: BadValueHandler | None = None
+    ) -> None:
+        """Count a value that did not decode in ``bad_values`` and report it (to ``handler``,
+        else the store's handler, else a logged warning): what ``items`` does with one it
+        skips, for a reader of single values that goes on without it::
+
+            try:
+                proof = store.get("proofs", key, Proof)
+            except StoredValueError as exc:
+                store.report_bad_value(exc)
+                proof = None
+        """
         with self._counter_lock:
             self.bad_values += 1
         handler = handler or self._on_bad_value
