@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYDEPS := $(VENV)/.installed
 NODEDEPS := node_modules/.installed
-STRICT := protocol storage supervision
+STRICT := protocol storage supervision sources actors ops devnet bench runner.py
 
 .PHONY: setup test lint typecheck unit demo bench contracts clean
 

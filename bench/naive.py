@@ -16,6 +16,7 @@ from eth_account import Account
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import Web3RPCError
+from web3.types import Nonce, TxParams, Wei
 
 from protocol.evaluation import evaluate, next_page, plan
 from protocol.proof import build_proof, data_hash
@@ -68,7 +69,7 @@ def resolve_all(
     appended to ``done`` as they happen, so a caller keeps them if a later market fails)."""
     account = Account.from_key(private_key)
     contract = w3.eth.contract(address=Web3.to_checksum_address(oracle), abi=COMMIT_ABI)
-    nonce = w3.eth.get_transaction_count(account.address)
+    nonce = int(w3.eth.get_transaction_count(account.address))
     began = time.perf_counter()
     done = [] if done is None else done
     with HyperliquidClient(hl_url, clock_ms=lambda: now_ms) as client:
@@ -80,14 +81,15 @@ def resolve_all(
                 pages += client.fetch_pages(request, next_page)
             result = evaluate(spec, pages)
             digest = data_hash(build_proof(spec, pages, result))
+            params: TxParams = {
+                "from": account.address,
+                "nonce": Nonce(nonce),
+                "gas": 200_000,
+                "maxFeePerGas": Wei(10**11),
+                "maxPriorityFeePerGas": Wei(10**9),
+            }
             tx = contract.functions.commit(key.address, result.outcome, digest).build_transaction(
-                {
-                    "from": account.address,
-                    "nonce": nonce,
-                    "gas": 200_000,
-                    "maxFeePerGas": 10**11,
-                    "maxPriorityFeePerGas": 10**9,
-                }
+                params
             )
             signed = account.sign_transaction(tx)
             receipt = _send_and_wait(w3, signed.raw_transaction, signed.hash)

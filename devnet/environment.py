@@ -79,7 +79,7 @@ class Devnet:
     ) -> Iterator[Devnet]:
         with ExitStack() as stack:
             offset = REPLAY_NOW - time.time()
-            extra = ("--timestamp", str(REPLAY_NOW))
+            extra: tuple[str, ...] = ("--timestamp", str(REPLAY_NOW))
             if gas_limit is not None:
                 extra += ("--gas-limit", str(gas_limit))
             anvil = stack.enter_context(

@@ -268,9 +268,8 @@ class RunnerCollector(Collector):
             "Threads of actor loops: running one, or idle and waiting to be reused.",
             labels=["state"],
         )
-        running, idle = len(pool.running()), pool.idle()
-        threads.add_metric(["running"], running)
-        threads.add_metric(["idle"], idle)
+        threads.add_metric(["running"], len(pool.running()))
+        threads.add_metric(["idle"], pool.idle())
         started = CounterMetricFamily(
             P + "actor_threads_started",
             "Threads started for actor loops (a reused thread is not counted again).",

@@ -562,7 +562,7 @@ class EvmClient:
         return self.timeout_s * len(self._nodes) * passes + pauses
 
     def _pause(self, pass_no: int) -> float:
-        return min(self.retry_pause_s * 2 ** (pass_no - 1), 1.0)
+        return min(self.retry_pause_s * 2.0 ** (pass_no - 1), 1.0)
 
     def _with_failover(self, attempt: Callable[[_Node], T]) -> T:
         """``attempt`` on the nodes in health order until one answers; when every node failed and
