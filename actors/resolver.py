@@ -81,6 +81,8 @@ class Step(Message):
 
 class Resolver(SupervisedActor):
     checkpoint_type = Resolution
+    proof_possible = True
+    """Whether ``proofs`` may hold this market's proof (False: it never had a record)."""
 
     # --- start: reload the checkpoint (or the market's record), then act on its stage -----
 
@@ -91,8 +93,16 @@ class Resolver(SupervisedActor):
 
     def _recorded(self) -> Resolution:
         """No readable checkpoint: the market's ``resolutions`` record if it has left DUE (it is
-        written with the checkpoint, in one transaction), else a start at DUE."""
-        record = self._stored("resolutions", self.key.db_key(), Resolution)
+        written with the checkpoint, in one transaction), else a start at DUE. With no record
+        at all there is no proof either (the first record is written with it), and ``_observe``
+        does not look for one."""
+        try:
+            record = self.store.get("resolutions", self.key.db_key(), Resolution)
+        except StoredValueError as exc:
+            self.store.report_bad_value(exc)
+            record = None
+        else:
+            self.proof_possible = record is not None
         if record is None or record.stage is Stage.DUE:
             return Resolution(key=self.key)
         log.warning(
@@ -122,15 +132,18 @@ class Resolver(SupervisedActor):
         if spec is None:
             raise LookupError(f"no spec stored for {self.key}")
         self.spec = spec
-        job = self.store.get("jobs", self.key.db_key(), Job)
-        if (
-            job is not None
-            and job.override_outcome is not None
-            and self.res.stage is Stage.OBSERVED
-            and self.res.override_reason != job.override_reason
-        ):
+        if self.res.stage is Stage.OBSERVED and self._override_changed():
             self.res = self.res.model_copy(update={"stage": Stage.DUE})  # observe it again
         self.actor_ref.tell(Step(stage=self.res.stage))
+
+    def _override_changed(self) -> bool:
+        """The operator set an override since this observation was made."""
+        job = self.store.get("jobs", self.key.db_key(), Job)
+        return (
+            job is not None
+            and job.override_outcome is not None
+            and self.res.override_reason != job.override_reason
+        )
 
     # --- messages ------------------------------------------------------------------------
 
@@ -187,7 +200,7 @@ class Resolver(SupervisedActor):
         job = self.store.get("jobs", self.key.db_key(), Job)
         if job is not None and job.override_outcome is not None:
             self._overridden(job)
-        elif (reused := self._stored_proof()) is not None:
+        elif self.proof_possible and (reused := self._stored_proof()) is not None:
             proof, data_hash = reused
             log.warning(
                 "%s: no checkpoint or record past DUE; resuming at OBSERVED from the stored "
