@@ -68,6 +68,8 @@ from supervision import SupervisedActor
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
+IO_ERRORS = (EvmError, OSError, LookupError, RuntimeError, ValueError)
+"""What a stage's IO may raise that is retried (``_guarded``), not a crash."""
 OVERRIDE_SUFFIX = b"#override"
 """Key suffix, in ``proofs``, of the override record committed instead of a data proof."""
 
@@ -279,7 +281,7 @@ class Resolver(SupervisedActor):
         adopts or parks. A failed read is OBSERVED's to retry: the proof is kept either way."""
         try:
             pending: Pending | None = self.oracle.pending(self.key.address)
-        except (EvmError, OSError) as exc:
+        except IO_ERRORS as exc:
             log.warning("%s: oracle read after the observation: %s", self.name, exc)
             pending = None
         stage = Stage.COMMIT_SENT if pending is not None and not pending.committed else None
@@ -417,7 +419,7 @@ class Resolver(SupervisedActor):
         """Run ``work``; an IO error is retried a few times, then reported as transient."""
         try:
             work()
-        except (EvmError, OSError, LookupError, RuntimeError, ValueError) as exc:
+        except IO_ERRORS as exc:
             self.io_failures += 1
             log.warning("%s: %s (%d/%d)", self.name, exc, self.io_failures, self.io_retries)
             if self.io_failures > self.io_retries:
