@@ -24,7 +24,7 @@ from ops.config import KeySource
 from ops.daemon import Daemon
 from protocol.evaluation import evaluate, next_page, plan
 from protocol.messages import FailureClass, OperatorAction, OperatorCommand, intent_id
-from protocol.proof import Proof, build_proof, canonical_bytes, data_hash_hex, verify
+from protocol.proof import Proof, ProofError, build_proof, canonical_bytes, data_hash_hex, verify
 from protocol.records import Job, JobState, Resolution, Stage
 from protocol.spec import MarketKey, MarketSpec
 from protocol.supervision import FaultAction, FaultRule
@@ -154,14 +154,15 @@ def test_a_commit_of_our_hash_already_on_chain_is_adopted_and_only_finalized(
         assert stored is not None and verify(canonical_bytes(stored), expected_hash=ours).ok
 
 
-@pytest.mark.parametrize("bad", ["altered response", "another market's spec"])
+@pytest.mark.parametrize("bad", ["altered response", "another market's spec", "a float in it"])
 def test_a_stored_proof_that_does_not_prove_the_market_is_not_reused_new_data_is_queried(
     tmp_path: Path, bad: str
 ) -> None:
     """Neither the checkpoint nor the record decodes, and the stored proof does not prove this
     market: its raw response was altered, so that it no longer gives the proof's value, or it
-    is a sound proof of another spec. The resolver queries the data again and commits the hash
-    of the new proof, never the stored one's."""
+    is a sound proof of another spec, or it holds a float, which no proof may (it has no
+    canonical bytes, so no hash). The resolver queries the data again and commits the hash of
+    the new proof, never the stored one's."""
     with Devnet.start(dispute_window_s=3) as net:
         spec, other = closed_specs(2)
         (key,) = net.create_markets([spec])
@@ -169,6 +170,10 @@ def test_a_stored_proof_that_does_not_prove_the_market_is_not_reused_new_data_is
         if bad == "altered response":
             altered = altered_response(proof)
             assert verify(canonical_bytes(altered)).mismatch == "value"
+        elif bad == "a float in it":
+            altered = with_float_request(proof)
+            with pytest.raises(ProofError, match="float"):
+                canonical_bytes(altered)
         else:
             altered = observed_proof(net, other)
             assert altered.spec != spec and verify(canonical_bytes(altered)).ok
@@ -179,7 +184,9 @@ def test_a_stored_proof_that_does_not_prove_the_market_is_not_reused_new_data_is
             res = store_of(daemon).get("resolutions", key.db_key(), Resolution)
             stored = store_of(daemon).get("proofs", key.db_key(), Proof)
         assert res is not None and stored is not None
-        assert res.data_hash != data_hash_hex(altered)
+        assert stored != altered  # replaced by the new proof
+        if bad != "a float in it":
+            assert res.data_hash != data_hash_hex(altered)
         assert net.outcomes([key])[key] == (proof.outcome, res.data_hash, True)
         assert verify(canonical_bytes(stored), expected_hash=res.data_hash).ok  # the new proof
 
@@ -214,6 +221,14 @@ def test_an_oracle_read_that_fails_after_the_observation_keeps_the_proof_and_is_
             final = store.get("resolutions", key.db_key(), Resolution)
         assert final is not None and final.data_hash == res.data_hash
         assert net.outcomes([key])[key] == (res.outcome, res.data_hash, True)
+
+
+def with_float_request(proof: Proof) -> Proof:
+    """``proof`` with a float in its first response's request body (a JSON body may hold one)."""
+    first = proof.responses[0]
+    request = first.request.model_copy(update={"body": {**first.request.body, "weight": 0.5}})
+    changed = first.model_copy(update={"request": request})
+    return proof.model_copy(update={"responses": (changed, *proof.responses[1:])})
 
 
 def altered_response(proof: Proof) -> Proof:
