@@ -83,6 +83,9 @@ class Step(Message):
 
 class Resolver(SupervisedActor):
     checkpoint_type = Resolution
+    pooled = True
+    """Resolvers are many and mostly wait for a receipt: they share the runtime's dispatcher
+    (ADR 0015). They only ``tell``, so none waits on another."""
     proof_possible = True
     """Whether ``proofs`` may hold this market's proof (False: it never had a record)."""
 

@@ -104,6 +104,8 @@ class HyperliquidConfig(Section):
 class LimitsConfig(Section):
     max_resolvers: Annotated[int, Field(ge=1, le=100_000)] = 256
     """Markets worked at once; due markets beyond it wait in due order."""
+    resolver_threads: Annotated[int, Field(ge=0, le=4096)] = 64
+    """Threads the resolvers run on (ADR 0015); 0: a thread for each resolver."""
     settle_delay_s: Annotated[float, Field(ge=0)] = 60.0
     """Seconds after a window's end before its market is evaluated (candles closed)."""
     retry_base_s: Annotated[float, Field(gt=0)] = 5.0

@@ -144,6 +144,7 @@ class Daemon:
                 checkpoints=Checkpoints(self.store),
                 extra=extra,
                 redact=redact,
+                pooled_threads=config.limits.resolver_threads,
             ).start()
             self._start_surfaces(self.runtime, self.store)
         except BaseException:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -39,6 +40,7 @@ from pydantic import BaseModel
 from protocol.messages import ChildExited, GetState
 from protocol.supervision import ExitReason, FaultAction
 from supervision.clock import Clock
+from supervision.dispatcher import Dispatcher, PooledInbox
 from supervision.errors import InjectedFault, UnknownMessage
 from supervision.faults import FaultPlan
 from supervision.registry import Registry
@@ -97,6 +99,8 @@ class Services:
     """Applied to every error text before it is stored, logged or shown."""
     threads: ActorThreads = field(default_factory=ActorThreads)
     """The threads actor loops run on (reused), so a stop can prove none is left."""
+    dispatcher: Dispatcher | None = None
+    """Where actors with ``pooled = True`` run (on its few threads); ``None``: each on its own."""
 
 
 @dataclass(frozen=True)
@@ -132,9 +136,17 @@ class SupervisedActor(pykka.ThreadingActor):
 
     use_daemon_thread = True
     checkpoint_type: ClassVar[type[BaseModel] | None] = None
+    pooled: ClassVar[bool] = False
+    """Run on the runtime's ``Dispatcher`` if it has one (ADR 0015): for actors that are many,
+    mostly idle, and never ``ask`` one another."""
 
     def __init__(self, ctx: ActorContext) -> None:
         super().__init__()
+        self._dispatcher = ctx.services.dispatcher if self.pooled else None
+        if self._dispatcher is not None:
+            inbox = self._dispatcher.inbox(self)
+            self.actor_inbox = self._actor_ref.actor_inbox = inbox
+            self._loop_started = False
         self.ctx = ctx
         self.name = ctx.name
         self.services = ctx.services
@@ -199,13 +211,57 @@ class SupervisedActor(pykka.ThreadingActor):
         return queue.SimpleQueue()
 
     def _start_actor_loop(self) -> None:
-        # pykka's backend hook: the loop runs on a reused thread instead of a new one
+        # pykka's backend hook: the loop runs on a reused thread instead of a new one, or
+        # in slices on the dispatcher
         try:
-            self.services.threads.run(self._actor_loop, self.name)
+            if self._dispatcher is not None:
+                self._dispatcher.submit(self)
+            else:
+                self.services.threads.run(self._actor_loop, self.name)
         except BaseException:  # no thread: pykka registered an actor that will never run
             self.actor_stopped.set()
             pykka.ActorRegistry.unregister(self.actor_ref)
             raise
+
+    def run_slice(self, budget: int) -> bool:
+        """On a dispatcher: start if new, then handle up to ``budget`` messages as pykka's own
+        loop would. Returns True when more messages wait (the actor is queued again)."""
+        if not self._loop_started:
+            self._loop_started = True
+            self._actor_loop_setup()
+        inbox = self.actor_inbox
+        assert isinstance(inbox, PooledInbox)
+        for _ in range(budget):
+            if self.actor_stopped.is_set():
+                self._actor_loop_teardown()  # asks left get ActorDeadError
+                return inbox.pending()  # a message since: answered so in the next slice
+            envelope = inbox.take()
+            if envelope is None:
+                return False
+            self._handle_envelope(envelope)
+        return True
+
+    def _handle_envelope(self, envelope: Any) -> None:
+        """One turn of pykka's actor loop, for an actor on a dispatcher."""
+        reply_to = envelope.reply_to
+        try:
+            response = self._handle_receive(envelope.message)
+        except Exception:
+            if reply_to is not None:
+                reply_to.set_exception()
+                return
+            self._handle_failure(*sys.exc_info())
+            try:
+                self.on_failure(*sys.exc_info())
+            except Exception:
+                self._handle_failure(*sys.exc_info())
+            return
+        except BaseException:  # as pykka: an interpreter exit stops every actor
+            self._stop()
+            pykka.ActorRegistry.stop_all()
+            return
+        if reply_to is not None:
+            reply_to.set(response)
 
     def on_start(self) -> None:
         try:

@@ -7,6 +7,9 @@
         rt.clock.advance(30)              # a ManualClock: timers fire now, in this thread
         assert rt.restarts("counter") == 0
 
+``pooled_threads=N`` runs the actors whose class says ``pooled = True`` on a ``Dispatcher`` of
+``N`` threads instead of a thread each (ADR 0015).
+
 Leaving the block stops the tree in reverse start order and proves that no actor thread is left;
 ``Runtime.failed`` is set when the root supervisor gives up (the daemon then exits non-zero).
 """
@@ -26,6 +29,7 @@ from protocol.messages import GetState, WhichChildren
 from protocol.supervision import SupervisorSpec
 from supervision.actor import ActorContext, CheckpointStore, Services, SupervisedActor
 from supervision.clock import Clock, SystemClock
+from supervision.dispatcher import Dispatcher
 from supervision.errors import SupervisionError
 from supervision.faults import FaultPlan
 from supervision.registry import Registry
@@ -49,6 +53,7 @@ class Runtime:
         extra: Mapping[str, Any] | None = None,
         redact: Callable[[str], str] | None = None,
         check_interval_s: float = 1.0,
+        pooled_threads: int = 0,
     ) -> None:
         self.tree = tree
         self.clock: Any = clock if clock is not None else SystemClock()
@@ -68,6 +73,10 @@ class Runtime:
         )
         if redact is not None:
             self.services.redact = redact
+        if pooled_threads > 0:
+            self.services.dispatcher = Dispatcher(
+                self.services.threads, size=pooled_threads, name="pooled"
+            )
         self._check_interval_s = check_interval_s
         self._root: pykka.ActorRef[Any] | None = None
 
@@ -103,6 +112,8 @@ class Runtime:
             with contextlib.suppress(pykka.Timeout):
                 root.stop(block=True, timeout=timeout)
         self.clock.stop()
+        if self.services.dispatcher is not None:
+            self.services.dispatcher.close()  # its actors have stopped with the tree
         left = self.services.threads.close(timeout=max(0.0, deadline - time.monotonic()))
         if left:
             raise SupervisionError(f"actor threads still alive after stop: {left}")

@@ -27,7 +27,14 @@ from protocol.supervision import (
     Strategy,
     SupervisorSpec,
 )
-from supervision import FaultPlan, InjectedFault, ManualClock, NotRegistered, Runtime
+from supervision import (
+    FaultPlan,
+    InjectedFault,
+    ManualClock,
+    NotRegistered,
+    Runtime,
+    SupervisedActor,
+)
 from tests.unit.supervision_actors import TYPES, Boom, Done, Ping, worker
 
 pytestmark = pytest.mark.timeout(30)
@@ -41,6 +48,8 @@ def tree(
     backoff: Backoff | None = None,
     max_children: int | None = None,
     faults: FaultPlan | None = None,
+    actor_types: dict[str, type[SupervisedActor]] = TYPES,
+    pooled_threads: int = 0,
 ) -> Iterator[Runtime]:
     spec = SupervisorSpec(
         strategy=strategy,
@@ -49,7 +58,13 @@ def tree(
         children=children,
         max_children=max_children,
     )
-    with Runtime(spec, actor_types=TYPES, clock=ManualClock(), faults=faults) as rt:
+    with Runtime(
+        spec,
+        actor_types=actor_types,
+        clock=ManualClock(),
+        faults=faults,
+        pooled_threads=pooled_threads,
+    ) as rt:
         yield rt
 
 
