@@ -94,6 +94,10 @@ class PooledInbox:
         with self._lock:
             return not self._items
 
+    def qsize(self) -> int:
+        """Messages waiting (the registry's ``mailbox_depth``, in metrics and the REPL)."""
+        return len(self._items)
+
 
 class Dispatcher:
     """``size`` worker threads (from ``threads``, started with the first actor) sharing one

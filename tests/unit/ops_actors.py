@@ -69,6 +69,8 @@ class Stand(SupervisedActor):
 
 
 class ScriptedResolver(SupervisedActor):
+    pooled = True
+
     def init(self) -> None:
         key = MarketKey.parse(self.ctx.args["key"])
         scheduler = self.ctx.args["scheduler"]
@@ -127,6 +129,7 @@ def ops_runtime(
             extra=extra,
             faults=faults,
             redact=redact,
+            pooled_threads=2,  # resolvers on a dispatcher, as in the daemon
         )
         with rt:
             try:

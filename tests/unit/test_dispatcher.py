@@ -55,6 +55,8 @@ def test_two_hundred_actors_run_on_two_threads_and_each_answers_as_itself() -> N
             rt.tell(name, Ping(n=n))
         assert [rt.ask(name, Ping(n=-1)) for name in names] == [1] * 200
         assert [rt.state(name)["seen"] for name in names] == [[n, -1] for n in range(200)]
+        entry = rt.registry.entry("w0")
+        assert entry is not None and entry.mailbox_depth() == 0  # as metrics read it
         # the root supervisor's thread and the dispatcher's two: no thread per worker
         assert rt.services.threads.running() == ["pooled#0", "pooled#1", "root"]
     assert [t for t in set(threading.enumerate()) - before if t.is_alive()] == []
