@@ -223,6 +223,64 @@ def test_an_oracle_read_that_fails_after_the_observation_keeps_the_proof_and_is_
         assert net.outcomes([key])[key] == (res.outcome, res.data_hash, True)
 
 
+def test_with_no_commit_on_chain_the_observation_is_written_as_commit_sent_at_once(
+    tmp_path: Path,
+) -> None:
+    """ADR 0014: the oracle is read before the first checkpoint, and with nothing there the
+    observation, its proof and COMMIT_SENT are one write. The market's record never holds
+    OBSERVED: every stage it was written with, in order, is COMMIT_SENT, COMMITTED,
+    FINALIZE_SENT, FINALIZED; the proof came with the first."""
+    with Devnet.start(dispute_window_s=3) as net:
+        (spec,) = closed_specs(1)
+        with running(net, tmp_path / "data") as daemon:
+            assert daemon.runtime is not None
+            store = store_of(daemon)
+            written = record_writes(store)
+            (key,) = net.create_markets([spec])  # discovered after the spy is in place
+            done = wait_job(daemon, key, settled)
+            assert done.state is JobState.FINALIZED, done.last_error
+        # a write function may run again after a map resize: each write counts once
+        stages = list(dict.fromkeys((s, p) for k, s, p in written if k == key.db_key()))
+        assert stages == [
+            (Stage.COMMIT_SENT, (key.db_key(),)),
+            (Stage.COMMITTED, ()),
+            (Stage.FINALIZE_SENT, ()),
+            (Stage.FINALIZED, ()),
+        ]
+
+
+def record_writes(store: Store) -> list[tuple[bytes, Stage, tuple[bytes, ...]]]:
+    """From now on, for each transaction of ``store`` that puts a resolution record: its key,
+    its stage, and the keys of the proofs put with it."""
+    written: list[tuple[bytes, Stage, tuple[bytes, ...]]] = []
+    write = store.write
+
+    def recording(work: Any, *args: Any, **kwargs: Any) -> Any:
+        def spied(txn: Txn) -> Any:
+            proofs: list[bytes] = []
+            records: list[tuple[bytes, Stage]] = []
+            put = txn.put
+
+            def put_seen(db: Database, key: bytes, value: Any) -> None:
+                if db == "proofs":
+                    proofs.append(key)
+                elif db == "resolutions":
+                    records.append((key, value.stage))
+                put(db, key, value)
+
+            txn.put = put_seen  # type: ignore[method-assign, assignment]
+            try:
+                return work(txn)
+            finally:
+                txn.put = put  # type: ignore[method-assign]
+                written.extend((key, stage, tuple(proofs)) for key, stage in records)
+
+        return write(spied, *args, **kwargs)
+
+    store.write = recording  # type: ignore[method-assign, assignment]
+    return written
+
+
 def with_float_request(proof: Proof) -> Proof:
     """``proof`` with a float in its first response's request body (a JSON body may hold one)."""
     first = proof.responses[0]
