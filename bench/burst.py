@@ -33,6 +33,7 @@ from devnet.deploy import deploy
 from devnet.environment import Devnet
 from devnet.keys import CREATOR, DEV_ACCOUNTS
 from devnet.scenario import REPLAY_NOW, default_specs
+from ops.config import LimitsConfig
 from ops.daemon import Daemon
 from ops.process_tuning import tune_gc
 from protocol.codec import unpack
@@ -169,6 +170,7 @@ def run() -> dict[str, Any]:
         "create_markets_s": round(create_s, 2),
         "distinct_windows": distinct,
         "max_resolvers": MAX_RESOLVERS,
+        "resolver_threads": LimitsConfig().resolver_threads,
         "runner_block_time_s": BLOCK_TIME_S,
         "block_gas_limit": GAS_LIMIT,
         "naive_mining": "automine",
