@@ -54,6 +54,8 @@ PRUNE_HISTORY = 16
 MAX_RESOLVERS = int(os.environ.get("ORACLE_RUNNER_BURST_RESOLVERS", "2048"))
 """The daemon's ``max_resolvers`` for the burst: 2,048 beat 512 in each of three alternating
 pairs once mailboxes were cheap (ADR 0006, 2026-12-06)."""
+RESOLVER_THREADS = LimitsConfig().resolver_threads
+"""The dispatcher the resolvers run on (ADR 0015): the daemon's default, set explicitly."""
 COMMITTED = {"COMMITTED", "FINALIZE_SENT", "FINALIZED"}
 DEFAULT_GC_THRESHOLD = gc.get_threshold()
 
@@ -83,6 +85,7 @@ def runner_phase(net: Devnet, markets: int, data_dir: Path) -> tuple[list[float]
         data_dir,
         chain={"confirmations": 0, "poll_s": 0.2},  # a mined block is final on anvil
         max_resolvers=MAX_RESOLVERS,
+        resolver_threads=RESOLVER_THREADS,
         settle_delay_s=0,
     )
     done: list[float] = []
@@ -170,7 +173,7 @@ def run() -> dict[str, Any]:
         "create_markets_s": round(create_s, 2),
         "distinct_windows": distinct,
         "max_resolvers": MAX_RESOLVERS,
-        "resolver_threads": LimitsConfig().resolver_threads,
+        "resolver_threads": RESOLVER_THREADS,
         "runner_block_time_s": BLOCK_TIME_S,
         "block_gas_limit": GAS_LIMIT,
         "naive_mining": "automine",

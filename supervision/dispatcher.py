@@ -124,9 +124,8 @@ class Dispatcher:
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"dispatcher {self.name} is closed")
-            missing = self.size - self._workers
-            self._workers = self.size
-        for index in range(self.size - missing, self.size):
+            started, self._workers = self._workers, self.size
+        for index in range(started, self.size):
             self.threads.run(self._work, f"{self.name}#{index}")
         self._ready.put(actor)
 
