@@ -78,7 +78,8 @@ JOB_CACHE = 16_384
 """Jobs the scheduler keeps decoded in memory (about 2 KB each: some 34 MB when full)."""
 
 
-def resolver_name(key: MarketKey) -> str:
+def resolver_name(key: MarketKey | str) -> str:
+    """The resolver's registered name, from a key or its text (``str(key)``: no parsing)."""
     return f"resolver:{key}"
 
 
@@ -221,14 +222,14 @@ class Scheduler(SupervisedActor):
 
     def snapshot(self) -> Any:
         now = self.clock.now()
-        late = [now - due for due in self.due.values() if due <= now]
+        oldest = min(self.due.values(), default=now)
         return {
             "jobs": dict(self.counts),
             "waiting_heap": len(self.heap),
             "running": sorted(self.running),
             "stages": dict(Counter(self.stages[k] for k in self.running if k in self.stages)),
             "halted_chains": sorted(self.halted_chains),
-            "oldest_overdue_s": max(late, default=0.0),
+            "oldest_overdue_s": max(0.0, now - oldest),
             "commit_latency": {
                 "buckets": [list(pair) for pair in zip(LATENCY_BUCKETS, self.latency, strict=True)],
                 "sum": self.latency_sum,
@@ -347,7 +348,7 @@ class Scheduler(SupervisedActor):
         resolver is missing on two passes in a row.
         """
         for text in list(self.running):
-            entry = self.registry.entry(resolver_name(MarketKey.parse(text)))
+            entry = self.registry.entry(resolver_name(text))
             if entry is not None and entry.status.value != "gone":
                 self.missing.discard(text)
                 continue

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from eth_abi.abi import encode
+from eth_abi.abi import decode, encode
 from eth_utils.abi import collapse_if_tuple
 from eth_utils.crypto import keccak
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devnet.contracts import load_artifact
 from protocol.market_abi import (
@@ -18,6 +20,7 @@ from protocol.market_abi import (
     encode_market_params,
     spec_to_params,
 )
+from protocol.market_abi_reader import read_canonical
 from protocol.spec import (
     Economics,
     MarketSpec,
@@ -29,6 +32,7 @@ from protocol.spec import (
     Window,
     WindowKind,
 )
+from tests.unit.strategies import market_specs
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -161,3 +165,48 @@ def test_log_checks() -> None:
         decode_market_created([topics()[0], "0x" + "ff" * 32, topics()[2]], data)
     with pytest.raises(MarketAbiError, match="not hex"):
         decode_market_created(topics(), "0xzz")
+
+
+# --- the fast reader against eth_abi (ADR 0016) ------------------------------------------------
+
+
+def eth_abi_params(data: bytes) -> object:
+    (params,) = decode([MARKET_PARAMS_TYPE], data, strict=True)
+    return params
+
+
+@pytest.mark.timeout(60)
+@settings(max_examples=200, deadline=None)
+@given(s=market_specs())
+def test_the_reader_gives_what_eth_abi_gives_for_every_encoded_spec(s: MarketSpec) -> None:
+    data = encode_market_params(s)
+    assert read_canonical(data) == eth_abi_params(data)
+
+
+@pytest.mark.timeout(60)
+@settings(max_examples=500, deadline=None)
+@given(s=market_specs(), edit=st.data())
+def test_bytes_the_reader_accepts_are_decoded_alike_by_eth_abi(
+    s: MarketSpec, edit: st.DataObject
+) -> None:
+    """Flipped bytes, cut or added tails: whatever the reader still accepts, eth_abi decodes
+    to the same value; everything else the reader leaves to eth_abi."""
+    data = bytearray(encode_market_params(s))
+    for _ in range(edit.draw(st.integers(1, 3))):
+        at = edit.draw(st.integers(0, len(data) - 1))
+        data[at] = edit.draw(st.integers(0, 255))
+    tail = edit.draw(st.sampled_from(["keep", "cut", "add"]))
+    if tail == "cut":
+        del data[edit.draw(st.integers(0, len(data) - 1)) :]
+    elif tail == "add":
+        data += edit.draw(st.binary(min_size=1, max_size=64))
+    read = read_canonical(bytes(data))
+    if read is not None:
+        assert read == eth_abi_params(bytes(data))
+
+
+def test_a_valid_layout_the_reader_declines_is_decoded_by_eth_abi() -> None:
+    """Trailing bytes are not the encoder's layout but are valid ABI: the slow path reads it."""
+    data = encode_market_params(spec()) + b"\x00" * 32
+    assert read_canonical(data) is None
+    assert decode_market_params(data) == spec()
