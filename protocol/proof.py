@@ -36,11 +36,13 @@ from enum import Enum
 from typing import Any, Literal
 
 import msgpack
+import sha3  # safe-pysha3: a Keccak-256 state that can be copied
 from eth_utils.crypto import keccak
 from pydantic import Field, ValidationError
 
 from protocol.codec import register
 from protocol.evaluation import Evaluation, EvaluationError, evaluate
+from protocol.evaluation.memo import MeasureMemo, responses_key
 from protocol.hyperliquid import RawResponse
 from protocol.spec import Frozen, MarketSpec
 
@@ -154,8 +156,44 @@ def keccak256(data: bytes) -> bytes:
 
 
 def data_hash(proof: Proof) -> bytes:
-    """``keccak256(canonical_bytes(proof))``: the 32 bytes committed on chain."""
-    return keccak256(canonical_bytes(proof))
+    """``keccak256(canonical_bytes(proof))``: the 32 bytes committed on chain.
+
+    The top keys in canonical order are ``format``, ``outcome``, ``responses``, then the rest
+    (``_TAIL``). Hundreds of markets of a burst share their responses (the same pages, tens of
+    kilobytes) and have one of two outcomes, so the Keccak state after the bytes up to the end
+    of ``responses`` is remembered for the last few such heads, and a proof hashes only its own
+    rest: the same bytes hashed, in a tenth of the time (ADR 0017)."""
+    try:
+        head = _HEADS.get_or_compute(
+            (proof.outcome, responses_key(proof.responses)), lambda: _head_state(proof)
+        )
+        state = head.copy()
+        dumped = proof.model_dump(mode="python", include=set(_TAIL))
+        for key in _TAIL:
+            state.update(_pack(key) + _pack(_plain_fast(dumped[key])))
+    except _NotPlain:
+        return keccak256(canonical_bytes(proof))  # raises the ProofError that names the value
+    return bytes(state.digest())
+
+
+_TAIL = ("rule", "scaled", "spec", "value")
+"""The top keys of a proof after ``responses``, in canonical (byte) order."""
+_HEADS = MeasureMemo(size=64)
+"""Keccak states after the canonical bytes up to the end of ``responses``, by (outcome,
+responses)."""
+
+
+def _head_state(proof: Proof) -> Any:
+    responses = [_plain_fast(r.model_dump(mode="python")) for r in proof.responses]
+    head = msgpack.Packer().pack_map_header(len(Proof.model_fields)) + b"".join(
+        _pack(part)
+        for part in ("format", proof.format, "outcome", proof.outcome, "responses", responses)
+    )
+    return sha3.keccak_256(head)
+
+
+def _pack(obj: Any) -> bytes:
+    return bytes(msgpack.packb(obj, use_bin_type=True, strict_types=True))
 
 
 def data_hash_hex(proof: Proof) -> str:

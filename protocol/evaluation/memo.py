@@ -11,6 +11,7 @@ responses' requests, fetch times, statuses and bytes, so its result can be reuse
     (42, 42, 1)
 
 Errors are not remembered: a failing measurement is raised again on every call.
+``protocol.proof.data_hash`` keeps its hashed proof heads in one as well (ADR 0017).
 """
 
 from __future__ import annotations

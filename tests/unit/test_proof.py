@@ -11,6 +11,7 @@ import pytest
 from protocol.evaluation import evaluate
 from protocol.hyperliquid import InfoRequest, RawResponse
 from protocol.proof import (
+    _HEADS,  # the remembered heads, to count them
     Proof,
     ProofError,
     build_proof,
@@ -18,6 +19,7 @@ from protocol.proof import (
     data_hash,
     data_hash_hex,
     decode_proof,
+    keccak256,
     verify,
 )
 from protocol.spec import MarketSpec
@@ -82,6 +84,32 @@ def test_the_hash_is_pinned() -> None:
     # A change here changes every proof's dataHash and breaks verification of stored proofs:
     # bump Proof.format (with an upgrade path) rather than edit PINNED.
     assert data_hash_hex(make()) == PINNED
+
+
+def test_proofs_sharing_responses_share_the_hashed_head_and_each_hashes_its_own_bytes() -> None:
+    """ADR 0017: markets of one window share the response objects; the Keccak state after
+    ``format``, ``outcome`` and ``responses`` is computed once per outcome, and every hash is
+    still keccak256 of that proof's own canonical bytes."""
+    fresh = responses()[0].model_copy(update={"fetched_at_ms": 1_999_999_999_999})  # unseen
+    proofs = [
+        build_proof(spec, [fresh], evaluate(spec, [fresh]))
+        for threshold in (1, 1500, 1538, 1539, 1540, 10**30)
+        for spec in [market("kPEPE", ("SNAPSHOT_AT", 1684782000, 1684782000), threshold=threshold)]
+    ]
+    assert {p.outcome for p in proofs} == {0, 1}
+    before = _HEADS.computed
+    hashes = [data_hash(proof) for proof in proofs]
+    assert _HEADS.computed - before == 2  # one head per outcome
+    assert hashes == [keccak256(canonical_bytes(proof)) for proof in proofs]
+    assert len(set(hashes)) == len(proofs)
+
+
+def test_a_float_in_shared_responses_is_refused_by_the_hash_too() -> None:
+    bad = responses()[0].model_copy(
+        update={"request": InfoRequest(body={"type": "candleSnapshot", "x": 1.5})}
+    )
+    with pytest.raises(ProofError, match=r"proof\.responses\[0\]\.request\.body\.x"):
+        data_hash(make().model_copy(update={"responses": (bad,)}))
 
 
 def test_a_third_party_can_rebuild_the_bytes_with_plain_msgpack() -> None:
