@@ -147,8 +147,7 @@ def canonical_bytes(proof: Proof) -> bytes:
 
 def canonical_model_bytes(model: Frozen, name: str) -> bytes:
     """Any protocol model in the proof file encoding: sorted keys, no floats, unique bytes."""
-    data = _plain(model.model_dump(mode="python"), name)
-    return bytes(msgpack.packb(data, use_bin_type=True, strict_types=True))
+    return _pack(_plain(model.model_dump(mode="python"), name))
 
 
 def keccak256(data: bytes) -> bytes:
