@@ -14,8 +14,9 @@
     FINALIZE_SENT --TxConfirmed-------------> FINALIZED        (tells the scheduler, stops)
 
 Every stage is a ``Resolution`` checkpoint under the actor's name, written in one transaction
-with the market's record in ``resolutions`` (and, at OBSERVED, its proof in ``proofs``); a
-restarted resolver reloads it and repeats the effect of its stage, which is safe: data queries
+with the market's record in ``resolutions`` (and, at OBSERVED, its proof in ``proofs`` and its
+pages in ``pages``: ``storage.proofs``); a restarted resolver reloads it and repeats the
+effect of its stage, which is safe: data queries
 are pure, and commit and finalize are intents with deterministic ids, so the signer answers a
 repeated one with its known outcome. OBSERVED's effect is a read (``pending``), so the
 resolver reads the oracle as soon as it has its observation: when no commit is there, the
@@ -38,6 +39,7 @@ window hands the market back to the scheduler until then, freeing the pool slot)
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
@@ -62,7 +64,7 @@ from protocol.records import Job, Resolution, Stage
 from protocol.spec import MarketKey, MarketSpec
 from sources.evm import EvmError
 from sources.oracle import OracleClient, Pending
-from storage import Database, Store, StoredValueError, Txn
+from storage import Store, StoredValueError, Txn, get_proof, put_proof
 from storage.checkpoints import checkpoint_key
 from supervision import SupervisedActor
 
@@ -239,7 +241,7 @@ class Resolver(SupervisedActor):
         """The data proof in ``proofs`` and its hash, if it proves this market's spec: ``verify``
         recomputes its value, scaled value and outcome from its own raw responses. A proof
         that does not is logged and ignored."""
-        proof = self._stored("proofs", self.key.db_key(), Proof)
+        proof = self._stored(lambda: get_proof(self.store, self.key.db_key()))
         if proof is None:
             return None
         if proof.spec != self.spec:
@@ -368,7 +370,11 @@ class Resolver(SupervisedActor):
 
         def save(txn: Txn) -> None:
             if evidence is not None:
-                txn.put("proofs", *evidence)
+                key, record = evidence
+                if isinstance(record, Proof):
+                    put_proof(txn, key, record)  # its pages once, in ``pages`` (ADR 0018)
+                else:
+                    txn.put("proofs", key, record)
             txn.put("resolutions", self.key.db_key(), updated)
             txn.put("checkpoints", checkpoint_key(self.name), updated)
 
@@ -441,11 +447,11 @@ class Resolver(SupervisedActor):
     def _waiting_for(self, query_id: str) -> bool:
         return self.res.stage is Stage.DUE and query_id == f"{self.name}#{self.queries}"
 
-    def _stored(self, db: Database, key: bytes, expect: type[M]) -> M | None:
-        """``store.get``, with a value that does not decode counted in the store's
+    def _stored(self, read: Callable[[], M | None]) -> M | None:
+        """``read`` from the store, with a value that does not decode counted in the store's
         ``bad_values``, reported, and answered ``None``."""
         try:
-            return self.store.get(db, key, expect)
+            return read()
         except StoredValueError as exc:
             self.store.report_bad_value(exc)
             return None

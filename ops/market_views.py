@@ -29,7 +29,7 @@ from ops.api_models import (
 from protocol.proof import Proof, data_hash_hex
 from protocol.records import AuditEntry, Job, JobState, Resolution
 from protocol.spec import MarketKey, MarketSpec
-from storage import Store
+from storage import Store, get_proof
 
 AUDIT_LIMIT = 100
 """Most audit entries one market detail shows (the most recent)."""
@@ -177,7 +177,7 @@ def market_detail(store: Store, key: MarketKey) -> MarketDetail | None:
 
 def load_proof(store: Store, key: MarketKey) -> tuple[Proof, ProofDocument] | None:
     """The stored proof of ``key`` and its JSON rendering, or ``None``."""
-    proof = store.get("proofs", key.db_key(), Proof)
+    proof = get_proof(store, key.db_key())
     if proof is None:
         return None
     res = store.get("resolutions", key.db_key(), Resolution)

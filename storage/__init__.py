@@ -30,6 +30,7 @@ from storage.errors import (
 from storage.gate import Gate
 from storage.group_commit import GroupCommit
 from storage.lock import DirLock
+from storage.proofs import StoredProof, get_proof, put_proof
 from storage.schema import DATABASES, MIGRATIONS, SCHEMA_VERSION, Database, Migration
 from storage.store import Store, StoreStats
 from storage.txn import BadValueHandler, Txn
@@ -53,7 +54,10 @@ __all__ = [
     "StoreFullError",
     "StoreLockedError",
     "StoreStats",
+    "StoredProof",
     "StoredValueError",
     "Txn",
     "UnknownDatabaseError",
+    "get_proof",
+    "put_proof",
 ]

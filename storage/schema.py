@@ -33,12 +33,13 @@ Database = Literal[
     "audit",
     "checkpoints",
     "index",
+    "pages",
 ]
 """The name of one of the store's LMDB databases."""
 
 DATABASES: Final[tuple[Database, ...]] = get_args(Database)
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """The layout version this code writes and understands."""
 
 SCHEMA_KEY: Final = b"schema_version"
@@ -55,5 +56,10 @@ def _build_indexes(txn: Txn) -> None:
     build_all(txn)
 
 
-MIGRATIONS: Final[Mapping[int, Migration]] = {1: _build_indexes}
+def _pages_database(txn: Txn) -> None:
+    """2 -> 3: the ``pages`` database (``storage.proofs``, ADR 0018), opened empty with the
+    store. Proofs written whole before stay as they are: ``get_proof`` reads both forms."""
+
+
+MIGRATIONS: Final[Mapping[int, Migration]] = {1: _build_indexes, 2: _pages_database}
 """The registered migrations, by the version they start from."""

@@ -477,7 +477,7 @@ class Store:
         skips, for a reader of single values that goes on without it::
 
             try:
-                proof = store.get("proofs", key, Proof)
+                proof = get_proof(store, key)
             except StoredValueError as exc:
                 store.report_bad_value(exc)
                 proof = None

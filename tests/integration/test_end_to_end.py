@@ -13,10 +13,10 @@ from devnet.rpc_proxy import Faults
 from devnet.scenario import REPLAY_NOW, default_specs
 from protocol.messages import OperatorAction, OperatorCommand
 from protocol.override import OverrideRecord, record_hash
-from protocol.proof import Proof, canonical_bytes, data_hash_hex, verify
+from protocol.proof import canonical_bytes, data_hash_hex, verify
 from protocol.records import JobState, Resolution
 from protocol.spec import MarketSpec
-from storage import Store
+from storage import Store, get_proof
 from tests.integration.daemon_harness import jobs, running, wait_states
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300), pytest.mark.xdist_group("e2e")]
@@ -31,7 +31,7 @@ def test_every_default_market_is_finalized_with_a_verifiable_proof(tmp_path: Pat
             on_chain = net.outcomes(keys)
             for key in keys:
                 res = store.get("resolutions", key.db_key(), Resolution)
-                proof = store.get("proofs", key.db_key(), Proof)
+                proof = get_proof(store, key.db_key())
                 assert res is not None and proof is not None
                 assert on_chain[key] == (res.outcome, res.data_hash, True)
                 assert data_hash_hex(proof) == res.data_hash

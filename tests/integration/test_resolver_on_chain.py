@@ -31,7 +31,7 @@ from protocol.supervision import FaultAction, FaultRule
 from protocol.tx_records import IntentState, TxIntent, intent_key
 from sources.hyperliquid import HyperliquidClient
 from sources.oracle import OracleClient
-from storage import Database, Store, Txn
+from storage import Database, Store, Txn, get_proof
 from storage.checkpoints import checkpoint_key
 from supervision import FaultPlan
 from tests.integration.daemon_harness import running, store_of, wait_job
@@ -147,7 +147,7 @@ def test_a_commit_of_our_hash_already_on_chain_is_adopted_and_only_finalized(
             assert runner_intent(store, net, key, "commit") is None  # never sent again
             finalize = runner_intent(store, net, key, "finalize")
             assert finalize is not None and res.finalize_tx
-            stored = store.get("proofs", key.db_key(), Proof)
+            stored = get_proof(store, key.db_key())
             if "resolutions" in unreadable:  # counted where an operator sees it (metrics)
                 assert store.stats().bad_values >= 1
         assert net.outcomes([key])[key] == (proof.outcome, ours, True)
@@ -182,7 +182,7 @@ def test_a_stored_proof_that_does_not_prove_the_market_is_not_reused_new_data_is
             done = wait_job(daemon, key, settled)
             assert done.state is JobState.FINALIZED, done.last_error
             res = store_of(daemon).get("resolutions", key.db_key(), Resolution)
-            stored = store_of(daemon).get("proofs", key.db_key(), Proof)
+            stored = get_proof(store_of(daemon), key.db_key())
         assert res is not None and stored is not None
         assert stored != altered  # replaced by the new proof
         if bad != "a float in it":
@@ -212,7 +212,7 @@ def test_an_oracle_read_that_fails_after_the_observation_keeps_the_proof_and_is_
                 return res if res is not None and res.stage is Stage.OBSERVED else None
 
             res = daemon.runtime.wait_for(observed, timeout=60, interval=0.05)
-            kept = store.get("proofs", key.db_key(), Proof)
+            kept = get_proof(store, key.db_key())
             assert kept is not None and data_hash_hex(kept) == res.data_hash
             assert runner_intent(store, net, key, "commit") is None  # nothing sent unread
             net.proxy.set_faults(error_rate=0.0)

@@ -125,7 +125,7 @@ def test_schema_1_stores_are_indexed_by_the_migration(tmp_path: Path) -> None:
             done = intent(chain, 5, IntentState.CONFIRMED, block=3)
             old.put("txs", intent_key(chain, done.intent_id), done)
     with Store.open(tmp_path / "data") as store:
-        assert store.get("meta", SCHEMA_KEY, SchemaVersion) == SchemaVersion(version=2)
+        assert store.get("meta", SCHEMA_KEY, SchemaVersion) == SchemaVersion(version=3)
         assert JOBS.counts(store) == {"waiting": 1, "dead": 1}
         for chain in ("dev", "hyperevm"):
             assert intents_index(chain).counts(store) == {"confirmed": 1}
