@@ -15,20 +15,19 @@
 
 Every stage is a ``Resolution`` checkpoint under the actor's name, written in one transaction
 with the market's record in ``resolutions`` (and, at OBSERVED, its proof in ``proofs`` and its
-pages in ``pages``: ``storage.proofs``); a restarted resolver reloads it and repeats the
-effect of its stage, which is safe: data queries
-are pure, and commit and finalize are intents with deterministic ids, so the signer answers a
-repeated one with its known outcome. OBSERVED's effect is a read (``pending``), so the
-resolver reads the oracle as soon as it has its observation: when no commit is there, the
-observation and its proof are written with the stage COMMIT_SENT in one transaction, before
-the commit is submitted (ADR 0014); a commit already there, or a failed read, writes OBSERVED
-and goes on from it as above. A checkpoint that is missing or does not decode is replaced
-by the market's record if that has left DUE; failing both, a data proof still in ``proofs`` is
-reused if ``protocol.proof.verify`` recomputes its value and outcome from its own raw responses
-(a new query would give a new proof, its fetch times in it, whose hash is not the one we may
-have committed: our commit would be parked instead of adopted). A proof that does not verify is
-ignored and data is queried again: the runner never commits a value it cannot prove. Which of
-these it resumed from is logged (warning).
+pages in ``pages``: ``storage.proofs``); a restarted resolver reloads it and repeats the effect
+of its stage, which is safe: data queries are pure, and commit and finalize are intents with
+deterministic ids, so the signer answers a repeated one with its known outcome. OBSERVED's
+effect is a read (``pending``), so the resolver reads the oracle as soon as it has its
+observation: when no commit is there, the observation and its proof are written with the stage
+COMMIT_SENT in one transaction, before the commit is submitted (ADR 0014); a commit already
+there, or a failed read, writes OBSERVED and goes on from it as above. A checkpoint that is
+missing or does not decode is replaced by the market's record if that has left DUE; failing
+both, a data proof still in ``proofs`` is reused if ``protocol.proof.verify`` recomputes its
+value and outcome from its own raw responses (a new query would give a new proof, its fetch
+times in it, whose hash is not the one we may have committed: our commit would be parked instead
+of adopted). A proof that does not verify is ignored and data is queried again: the runner never
+commits a value it cannot prove. Which of these it resumed from is logged (warning).
 Failures are reported to the scheduler classified (``ResolutionFailed``), never guessed through.
 Args: ``key``, ``scheduler``; ``price_cache`` (name), ``query_timeout_s`` (120), ``resend_s``
 (30), ``poll_s`` (2), ``io_retries`` (5), ``yield_after_s`` (30: a longer wait for the dispute
