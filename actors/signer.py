@@ -397,33 +397,42 @@ class Signer(SupervisedActor):
     # --- QUEUED -> PENDING: persist, simulate, estimate, price, nonce, sign, persist ------
 
     def _flush(self) -> None:
-        if self.inbox:
-            accepted = list(self.inbox.values())
-            self._write([(intent_key(self.chain, i.intent_id), i) for i in accepted])
-            self.inbox.clear()
-            for intent in accepted:
-                self.live[intent.intent_id] = _Live(intent)
-                self.queue.append(intent.intent_id)
-        if self.phase is not Phase.RUNNING:
-            return
+        """Accept the inbox, then sign what is ready. The accepted intents are written in the
+        same transaction as the signatures (one durable write a flush); if signing stops
+        before that write (an RPC error), or nothing is ready, they are written QUEUED."""
+        accepted = list(self.inbox.values())
+        self.inbox.clear()
+        for intent in accepted:
+            self.live[intent.intent_id] = _Live(intent)
+            self.queue.append(intent.intent_id)
+        unsaved = {intent.intent_id: intent for intent in accepted}
+        try:
+            if self.phase is Phase.RUNNING:
+                self._sign_ready(unsaved)
+        finally:
+            self._write([(intent_key(self.chain, i), intent) for i, intent in unsaved.items()])
+        if self.phase is Phase.RUNNING and self._queued_ready():
+            self._schedule_flush()
+
+    def _sign_ready(self, unsaved: dict[str, TxIntent]) -> None:
         now = self.clock.now()
         ready = [i for i in self.queue if self.live[i].retry_at <= now][: self.max_batch]
         if not ready:
             return
-        self._guarded(lambda: self._sign_queued(ready))
+        self._guarded(lambda: self._sign_queued(ready, unsaved))
         for intent_id in ready:  # still queued (a transient error): retry later, backing off
             lv = self.live.get(intent_id)
             if lv is not None and not lv.attempts:
                 lv.tries += 1
                 lv.retry_at = now + self._backoff(lv.tries)
-        if self._queued_ready():
-            self._schedule_flush()
 
     def _queued_ready(self) -> bool:
         now = self.clock.now()
         return any(self.live[i].retry_at <= now for i in self.queue)
 
-    def _sign_queued(self, intent_ids: list[str]) -> None:
+    def _sign_queued(self, intent_ids: list[str], unsaved: dict[str, TxIntent]) -> None:
+        """Simulate, price, number, sign and persist ``intent_ids``; ``unsaved`` (accepted, not
+        yet written) goes into the same write, and is emptied by it."""
         self._incomplete = None
         lives = [self.live[i] for i in intent_ids]
         fees = self._quote()
@@ -444,12 +453,14 @@ class Signer(SupervisedActor):
         puts += [(intent_key(self.chain, i.intent_id), i) for _, i, _ in signed]
         puts += [(attempt_key(self.chain, a.nonce, a.seq), a) for _, _, a in signed]
         puts += [(intent_key(self.chain, i.intent_id), i) for i in failed]
+        done = {i.intent_id for i in failed} | {i.intent_id for _, i, _ in signed}
+        puts += [(intent_key(self.chain, i), q) for i, q in unsaved.items() if i not in done]
         self._write(puts)  # durable before anything is broadcast
+        unsaved.clear()
         self.nonces = counter
         for lv, intent, attempt in signed:
             lv.intent, lv.attempts = intent, [attempt]
             lv.signed_head = self.head if self.head >= 0 else None
-        done = {i.intent_id for i in failed} | {i.intent_id for _, i, _ in signed}
         self.queue = [i for i in self.queue if i not in done]
         for intent in failed:
             del self.live[intent.intent_id]
