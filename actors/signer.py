@@ -1,8 +1,10 @@
 """Signer: the only user of one chain's key. Each intent becomes at most one mined transaction.
 
-    SubmitTx (new id) ---persist---> QUEUED          (a known id: answer, or remember reply_to)
+    SubmitTx (new id) -------------> QUEUED          (a known id: answer, or remember reply_to)
     QUEUED --eth_call or estimate reverts--> FAILED  (TxFailed permanent; no nonce is used)
     QUEUED --estimate gas +margin, price fees (cap), next nonce, sign, PERSIST--> PENDING
+             (a flush persists what it accepted in the same transaction; what it could not
+             sign, QUEUED)
              (a kind of call already estimated: simulated with its remembered limit, ADR 0013)
     PENDING --Broadcast: one JSON-RPC batch of eth_sendRawTransaction--> in the node's pool
     on every new head, for each PENDING intent:
