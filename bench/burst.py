@@ -9,6 +9,10 @@ oracle, one after the other. Keys ``markets``, ``runner_s``, ``naive_s``, ``spee
 ``commit_latency_p50_s``, ``commit_latency_p99_s``. Goals: ``runner_s <= 15`` for 10,000
 markets, ``speedup >= 25``. See docs/adr/0006-burst-throughput.md for why the chain is set so.
 
+``runner_cpu_s`` and ``anvil_cpu_s`` are the CPU seconds the benchmark's process (the daemon
+runs in it) and anvil spent during the runner phase: with 2 cores and the GIL, they say whether
+a slower figure is the code or the machine (ADR 0006).
+
 ``ORACLE_RUNNER_BURST_MARKETS`` sets N (default 10,000). ``ORACLE_RUNNER_BURST_NAIVE`` sets how
 many of them the baseline commits (default all). When it is fewer than N, ``naive_s`` is the
 measured time scaled linearly to N and ``naive_extrapolated`` says so; the baseline is
@@ -70,6 +74,15 @@ def _committed_in_store(store: Store) -> int:
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of the process ``pid`` so far (Linux ``/proc``), else None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def runner_phase(net: Devnet, markets: int, data_dir: Path) -> tuple[list[float], float]:
@@ -136,7 +149,16 @@ def run() -> dict[str, Any]:
         created = time.perf_counter()
         keys = net.create_markets(specs)
         create_s = time.perf_counter() - created
+        anvil_pid = net.anvil.process.pid if net.anvil.process is not None else -1
+        cpu_before, anvil_before = time.process_time(), process_cpu_s(anvil_pid)
         latencies, runner_s = runner_phase(net, markets, Path(tmp) / "data")
+        runner_cpu_s = time.process_time() - cpu_before
+        anvil_after = process_cpu_s(anvil_pid)
+        anvil_cpu_s = (
+            anvil_after - anvil_before
+            if anvil_after is not None and anvil_before is not None
+            else None
+        )
         print(f"burst: runner {len(latencies)}/{markets} in {runner_s:.2f} s", file=sys.stderr)
         net.anvil.set_automine(True)  # the sequential baseline's best case: see the docstring
         naive_key = DEV_ACCOUNTS[4]
@@ -170,6 +192,8 @@ def run() -> dict[str, Any]:
         "speedup": round(naive_s / runner_s, 2),
         "commit_latency_p50_s": round(statistics.median(latencies), 2) if latencies else None,
         "commit_latency_p99_s": round(_percentile(latencies, 0.99), 2) if latencies else None,
+        "runner_cpu_s": round(runner_cpu_s, 2),
+        "anvil_cpu_s": round(anvil_cpu_s, 2) if anvil_cpu_s is not None else None,
         "create_markets_s": round(create_s, 2),
         "distinct_windows": distinct,
         "max_resolvers": MAX_RESOLVERS,
