@@ -25,7 +25,6 @@ from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.types import TxReceipt
 
-from devnet.contracts import load_artifact
 from devnet.keys import CREATOR, DEPLOYER, RESOLVER, DevAccount
 from protocol.market_abi import (
     CREATE_MARKET_SELECTOR,
@@ -34,6 +33,7 @@ from protocol.market_abi import (
     encode_create_market,
 )
 from protocol.spec import MarketSpec
+from sources.artifacts import load_artifact
 
 RECEIPT_TIMEOUT_S = 30.0
 

@@ -28,7 +28,6 @@ from actors.price_cache import PriceCache
 from actors.resolver import Resolver
 from actors.scheduler import Scheduler
 from actors.signer import Signer
-from devnet.contracts import all_abis
 from ops.api import create_app
 from ops.config import Config
 from ops.http_server import HttpServer
@@ -37,6 +36,7 @@ from ops.redact import MIN_SECRET_LEN, REDACTOR, redact
 from ops.repl_server import ReplServer
 from ops.repl_wire import socket_path_for
 from protocol.supervision import ChildSpec, Intensity, RestartType, Strategy, SupervisorSpec
+from sources.artifacts import all_abis
 from sources.evm import EvmClient
 from sources.hyperliquid import HyperliquidClient, Timeouts
 from sources.keys import SigningKey

@@ -20,7 +20,6 @@ import pytest
 from web3 import Web3
 
 from devnet.anvil import Anvil, pid_alive
-from devnet.contracts import all_abis
 from devnet.deploy import Deployment, deploy
 from devnet.keys import CREATOR
 from devnet.rpc_proxy import RpcProxy
@@ -33,6 +32,7 @@ from protocol.spec import (
     Window,
     WindowKind,
 )
+from sources.artifacts import all_abis
 from sources.evm import EvmClient
 
 DISPUTE_WINDOW_S = 600

@@ -13,7 +13,6 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from devnet.anvil import Anvil
-from devnet.contracts import CONTRACTS_DIR, load_artifact
 from devnet.deploy import Deployment, create_market, create_market_raw, send
 from devnet.keys import OUTSIDER, RESOLVER, DevAccount
 from protocol.market_abi import (
@@ -34,6 +33,7 @@ from protocol.spec import (
     Window,
     WindowKind,
 )
+from sources.artifacts import CONTRACTS_DIR, load_artifact
 from sources.evm import EvmClient, RevertError
 
 pytest_plugins = ["tests.integration.chain_fixtures"]

@@ -15,7 +15,6 @@ import actors.listener as listener_module
 from actors.listener import Listener, Recover
 from actors.scheduler import Scheduler
 from devnet.anvil import Anvil
-from devnet.contracts import all_abis
 from devnet.deploy import Deployment, create_market, create_market_raw
 from devnet.rpc_proxy import RpcProxy
 from protocol.market_abi import spec_to_params
@@ -23,6 +22,7 @@ from protocol.messages import Tick
 from protocol.records import AuditEntry, Job
 from protocol.spec import MarketSpec
 from protocol.supervision import ChildSpec, SupervisorSpec
+from sources.artifacts import all_abis
 from sources.evm import EvmClient
 from storage import Store
 from supervision import ManualClock, Runtime

@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from web3 import Web3
 
-from devnet.contracts import load_artifact
 from devnet.deploy import Deployment, send
 from devnet.keys import RESOLVER
+from sources.artifacts import load_artifact
 from sources.evm import EvmClient
 from sources.oracle import OracleClient
 

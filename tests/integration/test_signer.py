@@ -15,12 +15,12 @@ from eth_account import Account
 from eth_utils.abi import function_signature_to_4byte_selector
 
 from devnet.anvil import Anvil
-from devnet.contracts import all_abis
 from devnet.deploy import Deployment
 from devnet.keys import OUTSIDER, RESOLVER
 from protocol.records import AuditEntry
 from protocol.supervision import FaultAction, FaultRule
 from protocol.tx_records import IntentState
+from sources.artifacts import all_abis
 from sources.evm import EvmClient
 from sources.keys import SigningKey
 from storage import Store

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from devnet.anvil import Anvil
-from devnet.contracts import all_abis
 from devnet.deploy import Deployment
 from devnet.keys import OUTSIDER, RESOLVER
 from devnet.rpc_proxy import RpcProxy
 from protocol.messages import SubmitTx
+from sources.artifacts import all_abis
 from sources.evm import EvmClient
 from sources.keys import SigningKey
 from storage import Store

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from devnet.anvil import Anvil
-from devnet.contracts import all_abis
 from devnet.deploy import Deployment
 from devnet.keys import RESOLVER
 from devnet.rpc_proxy import Faults, RpcProxy
 from protocol.tx_records import IntentState
+from sources.artifacts import all_abis
 from sources.evm import EvmClient
 from sources.keys import SigningKey
 from storage import Store

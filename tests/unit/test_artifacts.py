@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from devnet.contracts import ARTIFACTS_DIR, CONTRACTS_DIR, NAMES, load_artifact, stale_sources
+from sources.artifacts import ARTIFACTS_DIR, CONTRACTS_DIR, NAMES, load_artifact, stale_sources
 
 pytestmark = pytest.mark.timeout(10)
 

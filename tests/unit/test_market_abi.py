@@ -9,7 +9,6 @@ from eth_utils.crypto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devnet.contracts import load_artifact
 from protocol.market_abi import (
     CREATE_MARKET_SELECTOR,
     MARKET_CREATED_TOPIC,
@@ -32,6 +31,7 @@ from protocol.spec import (
     Window,
     WindowKind,
 )
+from sources.artifacts import load_artifact
 from tests.unit.strategies import market_specs
 
 pytestmark = pytest.mark.timeout(10)

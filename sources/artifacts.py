@@ -2,7 +2,7 @@
 
 ::
 
-    from devnet.contracts import load_artifact
+    from sources.artifacts import load_artifact
     oracle = load_artifact("SimpleOracle")
     oracle.abi, oracle.bytecode                     # list of ABI entries, bytes
     w3.eth.contract(address=addr, abi=oracle.abi)   # a web3 contract
