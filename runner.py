@@ -28,6 +28,7 @@ def _run(args: argparse.Namespace) -> int:
     from ops.daemon import Daemon
     from ops.logs import setup_logging
     from sources.evm import ConfigurationError
+    from sources.keys import KeyLoadError
     from storage import StorageError
 
     try:
@@ -39,7 +40,7 @@ def _run(args: argparse.Namespace) -> int:
     daemon = Daemon(config)
     try:
         daemon.start()
-    except (ConfigurationError, StorageError) as exc:
+    except (ConfigurationError, KeyLoadError, StorageError) as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 2
     tune_gc(config.limits.gc_young_threshold)

@@ -11,18 +11,20 @@ Every ``poll_s`` of the clock::
 
 The cursor moves only after the scheduler acknowledged every market of the range, so a crash
 anywhere repeats a hand-off rather than losing one; the scheduler dedups by market key. A reorg
-deeper than the remembered hashes rewinds ``max_rewind`` blocks and rescans; ``Recover`` rebuilds
-the set of markets from the factory's own list, 500 a page with one batch of reads each (a new
-data directory, or a reorg deeper still).
+deeper than the remembered hashes rewinds ``max_rewind`` blocks and rescans; ``RecoverMarkets``
+rebuilds the set of markets from the factory's own list, 500 a page with one batch of reads each
+(a new data directory, or a reorg deeper still); an RPC error stops it, answered, not a crash.
 Args: ``chain``; ``scheduler`` (name). Services: ``store``, ``evms`` and ``chains`` (by chain).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import Any
 
+import pykka
 from eth_abi.abi import decode, encode
+from eth_abi.exceptions import DecodingError
 from eth_utils.abi import function_signature_to_4byte_selector
 
 from protocol.market_abi import (
@@ -31,12 +33,18 @@ from protocol.market_abi import (
     decode_market_created,
     decode_market_params,
 )
-from protocol.messages import Ack, MarketDiscovered, MarketsDiscovered, Message, Tick
+from protocol.messages import (
+    CommandResult,
+    MarketDiscovered,
+    MarketsDiscovered,
+    RecoverMarkets,
+    Tick,
+)
 from protocol.records import AuditEntry, Cursor
 from protocol.spec import MarketKey
 from sources.evm import ConfigurationError, EvmClient, EvmError, Log, RangeTooLarge
 from storage import Store
-from supervision import SupervisedActor
+from supervision import NotRegistered, SupervisedActor
 
 log = logging.getLogger(__name__)
 RECENT_HASHES = 128
@@ -46,12 +54,6 @@ ZERO_HASH = "0x" + "00" * 32
 _MARKET_COUNT = function_signature_to_4byte_selector("marketCount()")
 _ALL_MARKETS = function_signature_to_4byte_selector("allMarkets(uint256,uint256)")
 _PARAMS_OF = function_signature_to_4byte_selector("paramsOf(address)")
-
-
-class Recover(Message):
-    """Ask a listener to re-deliver every market the factory lists (answered with ``Ack``)."""
-
-    kind: Literal["listener_recover"] = "listener_recover"
 
 
 class Listener(SupervisedActor):
@@ -85,8 +87,8 @@ class Listener(SupervisedActor):
                 self._poll()
                 self.send_later(self.poll_s, self.name, Tick(now=self.clock.now()))
                 return None
-            case Recover():
-                return Ack(detail=f"{self._recover()} markets re-delivered")
+            case RecoverMarkets():
+                return self._recover()
         return self.unhandled(message)
 
     def snapshot(self) -> Any:
@@ -226,7 +228,19 @@ class Listener(SupervisedActor):
 
     # --- recovery from contract state ----------------------------------------------------
 
-    def _recover(self) -> int:
+    def _recover(self) -> CommandResult:
+        """Every market the factory lists, handed to the scheduler in pages; an RPC error
+        stops it (asking again is safe) and is the answer, not a crash."""
+        delivered = 0
+        try:
+            delivered = self._redeliver()
+        except (EvmError, DecodingError, NotRegistered, pykka.Timeout) as exc:
+            log.warning("listener %s: recovery stopped: %s", self.chain, exc)
+            return CommandResult(ok=False, error=f"recovery stopped: {exc}; ask again")
+        log.warning("listener %s: recovery re-delivered %d markets", self.chain, delivered)
+        return CommandResult(ok=True, state=f"{delivered} markets re-delivered")
+
+    def _redeliver(self) -> int:
         count = int(
             decode(["uint256"], self.evm.call({"to": self.factory, "data": _MARKET_COUNT}))[0]
         )

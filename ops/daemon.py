@@ -29,7 +29,7 @@ from actors.resolver import Resolver
 from actors.scheduler import Scheduler
 from actors.signer import Signer
 from ops.api import create_app
-from ops.config import Config
+from ops.config import Config, KeySource
 from ops.http_server import HttpServer
 from ops.metrics import renderer
 from ops.redact import MIN_SECRET_LEN, REDACTOR, redact
@@ -39,7 +39,7 @@ from protocol.supervision import ChildSpec, Intensity, RestartType, Strategy, Su
 from sources.artifacts import all_abis
 from sources.evm import EvmClient
 from sources.hyperliquid import HyperliquidClient, Timeouts
-from sources.keys import SigningKey
+from sources.keys import KeyLoadError, SigningKey
 from sources.oracle import OracleClient
 from storage import Checkpoints, Store
 from supervision import Clock, FaultPlan, Runtime, SupervisedActor, SystemClock
@@ -198,7 +198,7 @@ class Daemon:
 
     def _services(self, store: Store) -> dict[str, Any]:
         config = self.config
-        keys = {name: SigningKey.load(c.key) for name, c in config.chains.items()}
+        keys = {name: _load_key(name, c.key) for name, c in config.chains.items()}
         for key in keys.values():
             key.register_secret(REDACTOR.add_secret)  # before anything can log it
         abis = all_abis()
@@ -266,3 +266,11 @@ class Daemon:
         for client in self._clients:
             client.close()
         self._clients.clear()
+
+
+def _load_key(chain: str, source: KeySource) -> SigningKey:
+    """The chain's key; a ``KeyLoadError`` names the setting (``chains.<chain>.key``)."""
+    try:
+        return SigningKey.load(source)
+    except KeyLoadError as exc:
+        raise KeyLoadError(f"chains.{chain}.key: {exc}") from None

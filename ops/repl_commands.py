@@ -36,7 +36,10 @@ from supervision import NotRegistered, Runtime
 COMMANDS = {
     "actors": ("actors()", "every actor: type, status, mailbox, restarts, last error"),
     "state": ('state("scheduler")', "an actor's snapshot"),
-    "ask": ('ask(name, {"kind": ..., ...})', "send a message, wait for and show the answer"),
+    "ask": (
+        'ask(name, {"kind": ..., ...}, timeout_s=5)',
+        "send a message, wait for and show the answer",
+    ),
     "tell": ('tell(name, {"kind": ..., ...})', "send a message without waiting"),
     "kinds": ("kinds()", "the message kinds ask() and tell() accept"),
     "jobs": ('jobs(state="dead", limit=50)', "jobs from the store, of any or one state"),
@@ -48,6 +51,8 @@ COMMANDS = {
 }
 """Name -> (usage, what it does)."""
 MAX_LIMIT = 10_000
+MAX_ASK_TIMEOUT_S = 50.0
+"""The longest ``ask(..., timeout_s=...)``: below the client's 60 s wait for an answer."""
 
 
 def _when(ts: float) -> str:
@@ -124,10 +129,11 @@ class Commands:
             self._ask(name, "get_state", lambda: self.runtime.state(name, self._t)), self.redact
         )
 
-    def ask(self, name: str, message: dict[str, Any]) -> str:
+    def ask(self, name: str, message: dict[str, Any], timeout_s: float | None = None) -> str:
         self._name(name)
         msg = self._message(message)
-        answer = self._ask(name, msg.kind, lambda: self.runtime.ask(name, msg, self._t))
+        wait = self._t if timeout_s is None else self._timeout(timeout_s)
+        answer = self._ask(name, msg.kind, lambda: self.runtime.ask(name, msg, wait), wait)
         return "(no answer)" if answer is None else pretty(answer, self.redact)
 
     def tell(self, name: str, message: dict[str, Any]) -> str:
@@ -261,13 +267,23 @@ class Commands:
         except ValidationError as exc:
             raise ReplError(f"invalid {kind} message: {_problems(exc)}") from None
 
-    def _ask(self, name: str, what: str, fn: Callable[[], Any]) -> Any:
+    def _timeout(self, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ReplError(f"timeout_s is a number of seconds, not {value!r}")
+        if not 0 < value <= MAX_ASK_TIMEOUT_S:
+            raise ReplError(f"timeout_s must be above 0 and at most {MAX_ASK_TIMEOUT_S:g}")
+        return float(value)
+
+    def _ask(
+        self, name: str, what: str, fn: Callable[[], Any], timeout_s: float | None = None
+    ) -> Any:
         try:
             return fn()
         except NotRegistered as exc:
             raise ReplError(str(exc)) from None
         except pykka.Timeout:
-            raise ReplError(f"{name} did not answer {what} within {self._t:g} s") from None
+            waited = self._t if timeout_s is None else timeout_s
+            raise ReplError(f"{name} did not answer {what} within {waited:g} s") from None
         except Exception as exc:
             raise ReplError(f"{name} failed on {what}: {type(exc).__name__}: {exc}") from None
 

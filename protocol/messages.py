@@ -179,6 +179,14 @@ class MarketsDiscovered(Message):
     markets: tuple[MarketDiscovered, ...] = Field(min_length=1, max_length=10_000)
 
 
+class RecoverMarkets(Message):
+    """Ask a listener (``listener:<chain>``) to re-deliver every market its factory lists, as
+    after the loss of the data directory; answered with a ``CommandResult`` whose ``state``
+    counts them. Idempotent: the scheduler keeps one job per market."""
+
+    kind: Literal["listener_recover"] = "listener_recover"
+
+
 class SubmitTx(Message):
     """Ask the chain's signer to get a call mined; the outcome is told to ``reply_to`` later."""
 

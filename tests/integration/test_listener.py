@@ -12,13 +12,14 @@ import pytest
 from web3 import Web3
 
 import actors.listener as listener_module
-from actors.listener import Listener, Recover
+from actors.listener import Listener
 from actors.scheduler import Scheduler
 from devnet.anvil import Anvil
 from devnet.deploy import Deployment, create_market, create_market_raw
 from devnet.rpc_proxy import RpcProxy
+from ops.repl_commands import Commands
 from protocol.market_abi import spec_to_params
-from protocol.messages import Tick
+from protocol.messages import CommandResult, RecoverMarkets, Tick
 from protocol.records import AuditEntry, Job
 from protocol.spec import MarketSpec
 from protocol.supervision import ChildSpec, SupervisorSpec
@@ -184,9 +185,26 @@ def test_recovery_rebuilds_markets_from_the_factory(
     head = anvil.block_number()
     with listening(tmp_path / "d", anvil.rpc_url, deployment, start_block=head + 1) as rt:
         assert poll(rt)["markets"] == 0  # started past them, as a new data dir might
-        answer = rt.ask("listener:dev", Recover(), timeout=60)
-        assert answer.detail == "3 markets re-delivered"
+        answer = rt.ask("listener:dev", RecoverMarkets(), timeout=60)
+        assert answer == CommandResult(ok=True, state="3 markets re-delivered")
         assert jobs(rt) == created
+        # the operator's way (operations.md): the same message from the debug REPL
+        repl = Commands(rt, rt.services.extra["store"], str)
+        ok, text = repl.run('ask("listener:dev", {"kind": "listener_recover"}, timeout_s=30)')
+        assert ok, text
+        assert "3 markets re-delivered" in text
+        assert jobs(rt) == created
+
+
+def test_a_recovery_the_node_refuses_is_answered_not_a_crash(
+    tmp_path: Path, deployment: Deployment
+) -> None:
+    with listening(tmp_path / "d", "http://127.0.0.1:9", deployment) as rt:
+        answer = rt.ask("listener:dev", RecoverMarkets(), timeout=60)
+        assert isinstance(answer, CommandResult) and not answer.ok
+        assert answer.error.startswith("recovery stopped: ") and "ask again" in answer.error
+        entry = rt.registry.entry("listener:dev")
+        assert entry is not None and entry.restarts == 0
 
 
 def test_faults_in_the_rpc_path_lose_no_market(

@@ -143,6 +143,12 @@ def test_messages_are_validated_by_their_model(live: tuple[Runtime, Store, Comma
         '"key": {"chain": "dev", "address": "0x' + "1" * 40 + '"}, "operator": "me"})',
     )
     assert "test_ops_leak" in ok(commands, "kinds()")
+    assert "listener_recover" in ok(commands, "kinds()")  # operations.md's recovery
+    assert '"jobs"' in ok(commands, 'ask("scheduler", {"kind": "get_state"}, timeout_s=20)')
+    for wrong in ("0", "-1", "51", '"5"', "True"):
+        assert "timeout_s" in refused(
+            commands, f'ask("scheduler", {{"kind": "get_state"}}, timeout_s={wrong})'
+        )
     assert "no actor named 'nobody'" in refused(commands, 'tell("nobody", {"kind": "tick"})')
 
 
