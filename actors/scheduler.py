@@ -57,10 +57,10 @@ from protocol.messages import (
     StopChild,
     Tick,
 )
-from protocol.records import AuditEntry, Job, JobState
+from protocol.records import HALTED_CHAINS_KEY, AuditEntry, HaltedChains, Job, JobState
 from protocol.spec import MarketKey
 from protocol.supervision import ChildSpec, RestartType
-from storage import Store, Txn
+from storage import Store, StoredValueError, Txn
 from storage.indexes import JOBS
 from supervision import SupervisedActor
 
@@ -111,7 +111,9 @@ class Scheduler(SupervisedActor):
         self.resolver_args: dict[str, Any] = dict(args.get("resolver_args") or {})
         """Extra args of every resolver started (the daemon's ``query_timeout_s``)."""
         self.random = random.Random(args.get("seed"))
-        self.halted_chains: set[str] = set()
+        self.halted: dict[str, str] = {}
+        """Chains that start no market, with the configuration failure that halted them (kept
+        in ``meta``: a restart keeps the halt; a retry of a market on the chain lifts it)."""
         self.heap: list[tuple[float, float, str]] = []
         self.running: set[str] = set()
         self.missing: set[str] = set()
@@ -136,6 +138,12 @@ class Scheduler(SupervisedActor):
         self.dispatch_pending = False
         self._load()
         heapq.heapify(self.heap)
+        halted = self._stored_halt()
+        self.halted = dict(halted.reasons) if halted is not None else {}
+        for chain, reason in self.halted.items():
+            log.error(
+                "chain %s stays halted (a retry of one of its markets lifts it): %s", chain, reason
+            )
         self.send_later(self.tick_s, self.name, Tick(now=0))
 
     def _load(self) -> None:
@@ -228,7 +236,8 @@ class Scheduler(SupervisedActor):
             "waiting_heap": len(self.heap),
             "running": sorted(self.running),
             "stages": dict(Counter(self.stages[k] for k in self.running if k in self.stages)),
-            "halted_chains": sorted(self.halted_chains),
+            "halted_chains": sorted(self.halted),
+            "halt_reasons": dict(self.halted),
             "oldest_overdue_s": max(0.0, now - oldest),
             "commit_latency": {
                 "buckets": [list(pair) for pair in zip(LATENCY_BUCKETS, self.latency, strict=True)],
@@ -319,7 +328,7 @@ class Scheduler(SupervisedActor):
             job = self._job(key)
             if job is None or job.state not in (JobState.WAITING, JobState.RUNNING):
                 continue
-            if key.chain in self.halted_chains:
+            if key.chain in self.halted:
                 deferred.append(item)
                 continue
             taken.add(item[2])
@@ -428,9 +437,28 @@ class Scheduler(SupervisedActor):
             case FailureClass.PERMANENT:
                 self._save(job, state=JobState.DEAD, failure=failure, last_error=reason)
             case FailureClass.CONFIGURATION:
-                self.halted_chains.add(key.chain)
-                log.error("chain %s halted: %s", key.chain, reason)
+                self._halt(key.chain, reason)
                 self._save(job, state=JobState.PARKED, failure=failure, last_error=reason)
+
+    def _halt(self, chain: str, reason: str | None) -> None:
+        """Halt ``chain`` for ``reason``, or lift its halt (None); durable before it counts."""
+        halted = dict(self.halted)
+        if reason is None:
+            halted.pop(chain, None)
+            log.warning("chain %s resumed by a retry", chain)
+        else:
+            halted[chain] = reason
+            log.error("chain %s halted: %s", chain, reason)
+        record = HaltedChains(reasons=halted)
+        self.store.write(lambda txn: txn.put("meta", HALTED_CHAINS_KEY, record))
+        self.halted = halted
+
+    def _stored_halt(self) -> HaltedChains | None:
+        try:
+            return self.store.get("meta", HALTED_CHAINS_KEY, HaltedChains)
+        except StoredValueError as exc:  # reported; no halt is better than no scheduler
+            self.store.report_bad_value(exc)
+            return None
 
     # --- operators: every act audited with the change ------------------------------------
 
@@ -445,8 +473,8 @@ class Scheduler(SupervisedActor):
         if cmd.action is OperatorAction.CANCEL and str(cmd.key) in self.running:
             self.registry.ask(self.resolvers, StopChild(child_id=resolver_name(cmd.key)), 10.0)
             self.running.discard(str(cmd.key))
-        if cmd.action is OperatorAction.RETRY and cmd.key.chain in self.halted_chains:
-            self.halted_chains.discard(cmd.key.chain)
+        if cmd.action is OperatorAction.RETRY and cmd.key.chain in self.halted:
+            self._halt(cmd.key.chain, None)
         entry = self._audit(
             cmd.action.value,
             cmd.key,

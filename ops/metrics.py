@@ -46,7 +46,8 @@ scheduler
                                                               -entry <= 0 of ["dispute_left_s"]
                                                               (windows over, not yet finalized)
   oracle_runner_chain_halted{chain}                  gauge    chain in ["halted_chains"], or a
-                                                              listener's ["halted"] is non-empty
+                                                              listener's or signer's ["halted"]
+                                                              is non-empty
 
 listener (chain: ["chain"], else the name after "listener:")
   oracle_runner_chain_head_block{chain}              gauge    ["head"]

@@ -130,15 +130,18 @@ def scheduler(snapshots: Snapshots, ctx: Context) -> list[Metric]:
     families.append(_latency(snap.get("commit_latency"), ctx))
     families += _dispute(snap)
     halted = GaugeMetricFamily(
-        P + "chain_halted", "Whether work on the chain is halted.", labels=["chain"]
+        P + "chain_halted",
+        "Whether work on the chain is halted (scheduler, listener or signer).",
+        labels=["chain"],
     )
     chains: dict[str, bool] = {}
     raw_halted = snap.get("halted_chains")
     for chain in raw_halted if isinstance(raw_halted, list | tuple | set) else ():
         chains[str(chain)] = True
-    for name, listener in snapshots.get("listener", []):
-        chain = str(listener.get("chain") or name.partition(":")[2])
-        chains[chain] = chains.get(chain, False) or bool(listener.get("halted"))
+    for kind in ("listener", "signer"):  # a halted signer sends nothing on its chain
+        for name, actor in snapshots.get(kind, []):
+            chain = str(actor.get("chain") or name.partition(":")[2])
+            chains[chain] = chains.get(chain, False) or bool(actor.get("halted"))
     for chain, is_halted in sorted(chains.items()):
         halted.add_metric([ctx.redact(chain)], int(is_halted))
     families.append(halted)

@@ -128,12 +128,26 @@ class WeightLedger(Frozen):
     """``(epoch second, weight)``, oldest first."""
 
 
+class HaltedChains(Frozen):
+    """Chains on which the scheduler starts no market since a configuration failure (a key the
+    oracle does not accept), with that failure; kept in ``meta`` so a restart keeps the halt.
+    A retry of a market on the chain lifts it."""
+
+    reasons: dict[str, str] = {}
+    """Chain name -> the failure that halted it."""
+
+
+HALTED_CHAINS_KEY = b"scheduler.halted_chains"
+"""Key of the ``HaltedChains`` record in ``meta``."""
+
+
 register(AuditEntry, kind="audit_entry")
 register(Cursor, kind="cursor")
 register(Job, kind="job")
 register(Resolution, kind="resolution")
 register(SchemaVersion, kind="schema_version")
 register(WeightLedger, kind="weight_ledger")
+register(HaltedChains, kind="halted_chains")
 register(StateCounts, kind="state_counts")
 register(MarketSpec, kind="market_spec")
 register(ChildSpec, kind="child_spec")

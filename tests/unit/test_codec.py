@@ -78,6 +78,7 @@ def examples(spec: Any) -> dict[str, BaseModel]:
             action="override", key=KEY, operator="alice", reason="API down", outcome=0
         ),
         "command_result": m.CommandResult(ok=False, error="unknown market"),
+        "listener_recover": m.RecoverMarkets(),
         "resolution_failed": m.ResolutionFailed(key=KEY, failure="transient", reason="timeout"),
         "resolution_progress": m.ResolutionProgress(key=KEY, state="OBSERVED", detail={"v": "1"}),
         "audit_entry": records.AuditEntry(ts=1.0, actor="op", action="retry", subject=str(KEY)),
@@ -93,6 +94,7 @@ def examples(spec: Any) -> dict[str, BaseModel]:
         "weight_ledger": records.WeightLedger(
             url="https://api.hyperliquid.xyz/info", spent=((1, 2),)
         ),
+        "halted_chains": records.HaltedChains(reasons={"dev": "COMMIT_SENT: NotResolver"}),
         "tx_intent": tx_records.TxIntent(
             intent_id="i",
             chain="dev",

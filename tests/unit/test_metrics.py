@@ -159,6 +159,17 @@ def test_a_bad_histogram_is_refused_and_counted(tmp_path: Path) -> None:
     assert value(body, "oracle_runner_scrape_errors_total", source="scheduler") == 1
 
 
+def test_a_halted_signer_halts_its_chain(tmp_path: Path) -> None:
+    snapshots = {
+        "signer:dev": {**SNAPSHOTS["signer:dev"], "halted": "the signing key of dev changed"},
+        "signer:other": {"chain": "other", "nonce": 1, "halted": ""},
+    }
+    with ops_runtime(tmp_path, snapshots) as (rt, store):
+        body = render(build_registry(rt, store))
+    assert value(body, "oracle_runner_chain_halted", chain="dev") == 1
+    assert value(body, "oracle_runner_chain_halted", chain="other") == 0
+
+
 def depth(rt: Runtime, name: str) -> int:
     entry = rt.registry.entry(name)
     return -1 if entry is None else entry.mailbox_depth()

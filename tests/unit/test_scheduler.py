@@ -185,6 +185,25 @@ def test_a_configuration_failure_halts_the_chain(tmp_path: Path) -> None:
         advance_until(rt, 10, lambda: states(rt)[str(key(3, chain="other"))] == "finalized")
         assert states(rt)[str(key(2))] == "waiting"
         assert rt.state("scheduler")["halted_chains"] == ["dev"]
+        reason = jobs(rt)[str(key(1))].last_error
+        assert rt.state("scheduler")["halt_reasons"] == {"dev": reason}
+    with scheduler(tmp_path) as rt:  # a restart keeps the halt: it is in ``meta``
+        assert rt.state("scheduler")["halt_reasons"] == {"dev": reason}
+        rt.clock.advance(200)  # key 2 is long due: its tick and dispatch round are queued
+        rt.state("scheduler")  # answered after the tick, which asked for the round
+        snapshot = rt.state("scheduler")  # answered after the round
+        assert snapshot["running"] == [] and snapshot["jobs"]["waiting"] == 1
+        rt.services.extra["script"][str(key(1))] = ["finalize"]
+        retry = OperatorCommand(action=OperatorAction.RETRY, key=key(1), operator="carol")
+        assert rt.ask("scheduler", retry).ok
+        assert rt.state("scheduler")["halted_chains"] == []
+        advance_until(
+            rt,
+            2,
+            lambda: states(rt)[str(key(1))] == states(rt)[str(key(2))] == "finalized",
+        )
+    with scheduler(tmp_path) as rt:  # and the lifted halt stays lifted
+        assert rt.state("scheduler")["halted_chains"] == []
 
 
 def test_operator_commands_are_checked_and_audited(tmp_path: Path) -> None:
