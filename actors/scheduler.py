@@ -424,7 +424,7 @@ class Scheduler(SupervisedActor):
                     spent = f"retry budget spent after {job.attempts} attempts: {reason}"
                     self._save(job, state=JobState.DEAD, failure=failure, last_error=spent)
                     return
-                ceiling = min(self.retry_cap_s, self.retry_base_s * 2**job.attempts)
+                ceiling = backoff_ceiling(self.retry_base_s, self.retry_cap_s, job.attempts)
                 next_at = now + self.random.uniform(0, ceiling)  # full jitter
                 self._save(
                     job,
@@ -609,3 +609,13 @@ class Scheduler(SupervisedActor):
 
     def _count(self, state: JobState, delta: int) -> None:
         self.counts[state.value] = self.counts.get(state.value, 0) + delta
+
+
+def backoff_ceiling(base_s: float, cap_s: float, failures: int) -> float:
+    """The longest wait after the ``failures``-th transient failure in a row: ``base_s``
+    after the first, doubled after each further one, at most ``cap_s``.
+
+    >>> [backoff_ceiling(5, 300, n) for n in (1, 2, 3, 8)]
+    [5.0, 10.0, 20.0, 300.0]
+    """
+    return float(min(cap_s, base_s * 2 ** min(max(0, failures - 1), 64)))

@@ -109,13 +109,15 @@ class LimitsConfig(Section):
     settle_delay_s: Annotated[float, Field(ge=0)] = 60.0
     """Seconds after a window's end before its market is evaluated (candles closed)."""
     retry_base_s: Annotated[float, Field(gt=0)] = 5.0
-    """First backoff ceiling of a transient failure (exponential, full jitter)."""
+    """Backoff ceiling after a market's first transient failure, doubled at each further one
+    (full jitter: the wait is uniform below the ceiling)."""
     retry_cap_s: Annotated[float, Field(gt=0)] = 300.0
     """Largest backoff ceiling."""
     max_attempts: Annotated[int, Field(ge=1)] = 8
     """Attempts before a market with transient failures goes to the dead-letter queue."""
     max_age_s: Annotated[float, Field(gt=0)] = 86_400.0
-    """Seconds after due before retrying stops, whatever the attempts."""
+    """Seconds after a market's first attempt (its due time if it has none) before retrying
+    stops, whatever the attempts."""
     data_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
     """Seconds a resolver waits for the price cache's answer (queued behind the Hyperliquid
     weight budget included) before the attempt fails as transient and is retried."""
@@ -147,6 +149,9 @@ class ApiConfig(Section):
     """Serve the HTTP API at all."""
     repl_socket: Path | None = None
     """Unix socket of the debug REPL (default: repl.sock in the data directory)."""
+    repl_fault_injection: bool = False
+    """Let the REPL's ``inject(...)`` add fault rules to the live actors (raise, drop, delay
+    their messages): for rehearsing failures on a test deployment, never in production."""
 
 
 class Config(BaseSettings):

@@ -133,6 +133,9 @@ class Daemon:
         config.data_dir.chmod(0o700)  # the REPL socket lives here: owner only
         if self.clock is None:
             self.clock = SystemClock(offset_s=config.clock_offset_s)
+        if self.faults is None and config.api.repl_fault_injection:
+            self.faults = FaultPlan()  # empty: the REPL's inject() adds its rules
+            log.warning("fault injection is on (api.repl_fault_injection): not for production")
         self.store = Store.open(config.data_dir)
         try:
             extra = self._services(self.store)

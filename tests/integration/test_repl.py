@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from ops.config import ApiConfig, Config
+from ops.daemon import Daemon
 from ops.redact import Redactor
 from ops.repl_server import ReplSecurityError, ReplServer
 from ops.repl_wire import HEADER, MAX_ANSWER, recv_frame, send_frame
@@ -223,6 +225,31 @@ def test_one_line_mode_and_clear_connection_errors(
     sock.close()  # a socket file with nobody listening, as after a daemon's crash
     refused = repl("--socket", str(stale))
     assert refused.returncode == 1 and "refused the connection" in refused.stderr
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+def test_inject_on_a_daemon_follows_its_setting(tmp_path: Path, enabled: bool) -> None:
+    """``inject`` reaches the live actors of ``oracle-runner run`` only when the config says
+    ``api.repl_fault_injection``; otherwise it says fault injection is off."""
+    api = ApiConfig(enabled=False, repl_fault_injection=enabled)
+    daemon = Daemon(Config(data_dir=private_dir(tmp_path) / "data", api=api)).start()
+    try:
+        assert daemon.repl is not None and daemon.runtime is not None
+        line = 'inject({"actor": "scheduler", "message": "get_state", "action": "drop"})'
+        argv = [sys.executable, "-m", "runner", "repl", "--socket", str(daemon.repl.path)]
+        done = subprocess.run(
+            [*argv, "-c", line], check=False, cwd=REPO, capture_output=True, text=True, timeout=30
+        )
+        if enabled:
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert "fault rule added (1 in the plan)" in done.stdout
+            assert daemon.runtime.faults is not None and len(daemon.runtime.faults.rules()) == 1
+        else:
+            assert done.returncode == 1
+            assert "fault injection is off" in done.stdout
+            assert daemon.runtime.faults is None
+    finally:
+        daemon.stop()
 
 
 # --- the server on its own --------------------------------------------------------------

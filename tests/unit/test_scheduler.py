@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from actors.scheduler import Scheduler
+from actors.scheduler import Scheduler, backoff_ceiling
 from protocol.messages import (
     FailureClass,
     OperatorAction,
@@ -143,6 +143,11 @@ def test_a_full_pool_holds_due_jobs_back_in_due_order(tmp_path: Path) -> None:
         assert started[2] == str(key(3))  # next in due order, not key 1
 
 
+def test_the_backoff_ceiling_starts_at_the_base_and_doubles_to_the_cap() -> None:
+    assert [backoff_ceiling(5, 300, n) for n in range(1, 9)] == [5, 10, 20, 40, 80, 160, 300, 300]
+    assert backoff_ceiling(5, 300, 10_000) == 300  # no overflow
+
+
 def test_transient_failures_back_off_with_jitter_until_the_budget_is_spent(
     tmp_path: Path,
 ) -> None:
@@ -153,7 +158,7 @@ def test_transient_failures_back_off_with_jitter_until_the_budget_is_spent(
         rt.wait_for(lambda: jobs(rt)[str(key(1))].state is JobState.WAITING)
         first = jobs(rt)[str(key(1))]
         assert first.failure is FailureClass.TRANSIENT
-        assert rt.clock.now() <= first.next_attempt_at <= rt.clock.now() + 15
+        assert rt.clock.now() <= first.next_attempt_at <= rt.clock.now() + 10  # the base
         drive(rt, lambda: jobs(rt)[str(key(1))].state is JobState.DEAD)
         assert "retry budget spent after 3 attempts" in jobs(rt)[str(key(1))].last_error
         assert len(rt.services.extra["started"]) == 3
