@@ -25,8 +25,14 @@ Start (``init`` + the first tick, phase SYNCING): load this chain's live intents
 pending, or done within ``watch_blocks``: the intent index, ``storage.indexes``) and their
 attempts from LMDB; check the node's chain id; compare the durable nonce counter with the
 chain's latest and pending nonces (higher means the key was used outside the runner: counted,
-audited, counter resynced); re-broadcast every PENDING intent. A ``ConfigurationError`` (a node
-on another chain) HALTS the signer: nothing is signed or sent, intents are still accepted and
+audited, counter resynced); re-broadcast every PENDING intent. A key other than the counter's
+(a rotation) with intents of the old key in flight DRAINS them first: they are followed to their
+receipts under the old address, sent again as they are but never bumped, while new intents wait
+QUEUED; then the new key gets its own counter (audited ``signer_key_changed``). Attempts are
+stored by nonce and seq, without the address: after a rotation the new key's attempts may take
+the keys of old, finished ones (their intents keep their inclusion), and an old attempt found
+at a nonce is told apart by its receipt's sender. A ``ConfigurationError`` (a node on another
+chain) HALTS the signer: nothing is signed or sent, intents are still accepted and
 persisted, and the error is in the snapshot. Transient RPC errors are counted and retried on
 the next tick with a bounded backoff; they never crash the actor.
 
@@ -105,6 +111,11 @@ def _kind(intent: TxIntent) -> tuple[str, bytes]:
     return intent.to.lower(), intent.data[:4]
 
 
+def _sent_by(receipt: Any, address: str) -> bool:
+    """Whether a receipt (JSON) is of a transaction ``address`` sent."""
+    return isinstance(receipt, dict) and str(receipt.get("from", "")).lower() == address.lower()
+
+
 def _refused(call: Any) -> bool:
     """A simulation with a known gas limit that the node refused other than by a revert or for
     want of funds: the limit may be short (anvil: "EVM error OutOfGas")."""
@@ -131,6 +142,10 @@ class Phase(StrEnum):
     SYNCING = "syncing"
     """Started; the nonce counter is not yet reconciled with the chain. Nothing is signed."""
     RUNNING = "running"
+    DRAINING = "draining"
+    """The key changed while intents signed with the old one were in flight: those are followed
+    to their receipts under the old address (sent again as they are, never bumped: the old key
+    is gone); new intents wait QUEUED. With none left in flight, the new key takes over."""
     HALTED = "halted"
     """A configuration error (a node on another chain): nothing is sent until it clears."""
 
@@ -276,21 +291,22 @@ class Signer(SupervisedActor):
         ]
 
     def _sync(self) -> None:
-        """Reconcile the counter with the chain, then re-broadcast what is in flight."""
+        """Reconcile the counter with the chain, then re-broadcast what is in flight. A new key
+        with intents of the old one still in flight drains them first (DRAINING)."""
         chain_id = self.evm.chain_id()
         if chain_id != self.chain_id:
             raise ConfigurationError(
                 f"the node says chain id {chain_id}; {self.chain} is configured as {self.chain_id}"
             )
-        latest, pending = self._nonce_counts()
         known = self.nonces
+        if known is not None and known.address != self.address:
+            in_flight = sum(1 for lv in self.live.values() if lv.attempts)
+            if in_flight:
+                self._check_external(*self._nonce_counts(known.address))
+                self._drain(known.address, in_flight)
+                return
+        latest, pending = self._nonce_counts(self.address)
         if known is None or known.address != self.address:
-            in_flight = [i for i, lv in self.live.items() if lv.attempts]
-            if known is not None and in_flight:
-                raise ConfigurationError(
-                    f"the signing key of {self.chain} changed from {known.address} to "
-                    f"{self.address} while {len(in_flight)} intents of the old key are in flight"
-                )
             fresh = NonceState(
                 chain=self.chain,
                 address=self.address,
@@ -298,7 +314,11 @@ class Signer(SupervisedActor):
                 external_nonce_use=known.external_nonce_use if known else 0,
             )
             action = "nonce_initialised" if known is None else "signer_key_changed"
-            self._write([(nonce_key(self.chain), fresh)], self._audit(action, detail=fresh))
+            detail = fresh.model_dump(mode="json")
+            if known is not None:
+                detail["old_address"] = known.address
+                log.warning("%s: signing key changed from %s", self.name, known.address)
+            self._write([(nonce_key(self.chain), fresh)], self._audit(action, detail=detail))
             self.nonces = fresh
         self._check_external(latest, pending)
         self.phase, self.halted = Phase.RUNNING, ""
@@ -307,6 +327,24 @@ class Signer(SupervisedActor):
             self.actor_ref.tell(Broadcast())
         if self.queue or self.inbox:
             self._schedule_flush()
+
+    def _drain(self, old_address: str, in_flight: int) -> None:
+        """Enter (or stay in) DRAINING: the old key's intents in flight are followed to their
+        receipts; nothing new is signed until none is left (``_sync`` checks each tick)."""
+        if self.phase is Phase.DRAINING:
+            return
+        log.warning(
+            "%s: the signing key changed from %s to %s with %d intents of the old key in "
+            "flight: following them to their receipts before the new key signs",
+            self.name,
+            old_address,
+            self.address,
+            in_flight,
+        )
+        detail = {"old_address": old_address, "address": self.address, "in_flight": in_flight}
+        self._write([], self._audit("signer_key_draining", detail=detail))
+        self.phase, self.halted = Phase.DRAINING, ""
+        self.actor_ref.tell(Broadcast())
 
     # --- messages ------------------------------------------------------------------------
 
@@ -318,7 +356,7 @@ class Signer(SupervisedActor):
                 self.flush_pending = False
                 self._flush()
             case Broadcast():
-                if self.phase is Phase.RUNNING:
+                if self.phase in (Phase.RUNNING, Phase.DRAINING):
                     self._guarded(lambda: self._send(self._unsent(), self.head))
             case Tick():
                 delay = self._poll()
@@ -334,6 +372,7 @@ class Signer(SupervisedActor):
             "chain": self.chain,
             "address": self.address,
             "phase": self.phase.value,
+            "draining_from": self._account if self.phase is Phase.DRAINING else None,
             "halted": self.halted,
             "head": self.head,
             "nonce": self._next_nonce,
@@ -744,8 +783,22 @@ class Signer(SupervisedActor):
             self._send(self._bump(again, head), head)
 
     def _bump(self, lives: list[_Live], head: int) -> list[_Live]:
-        """Re-sign at the same nonce with both fees raised; persist, then return those bumped."""
+        """Re-sign at the same nonce with both fees raised; persist, then return those bumped.
+        While DRAINING the old key is gone: they are counted as stuck and sent as they are."""
         if not lives:
+            return []
+        if self.phase is Phase.DRAINING:
+            for lv in lives:
+                lv.bump_now = False
+                if not lv.stuck:
+                    log.warning(
+                        "%s: %s at nonce %d of the old key is not mined and cannot be bumped "
+                        "(the old key is gone): sending it as it is",
+                        self.name,
+                        lv.intent.intent_id,
+                        lv.top.nonce,
+                    )
+                lv.stuck = True
             return []
         quote = self._quote()
         bumped: list[tuple[_Live, TxAttempt]] = []
@@ -836,7 +889,9 @@ class Signer(SupervisedActor):
         if any(isinstance(r, Exception) for r in receipts):
             return  # unknown for now; the head is redone
         for attempt, raw in zip(others, receipts, strict=True):
-            inclusion = self._inclusion(raw) if raw is not None else None
+            if not _sent_by(raw, self._account):  # an old key's attempt at the same nonce
+                continue
+            inclusion = self._inclusion(raw)
             if inclusion is not None:
                 self._mined_by_other(lv, attempt, inclusion)
                 return
@@ -932,7 +987,8 @@ class Signer(SupervisedActor):
         """The node refuses an attempt for good. A first attempt is abandoned and its nonce
         FILLED with a zero-value self-transfer, so later nonces are not stuck behind a gap."""
         text = self._redact(message)
-        if lv.top.seq > 0 or lv.intent.filler:
+        if lv.top.seq > 0 or lv.intent.filler or self.phase is Phase.DRAINING:
+            # a filler is signed by the current key: not for a nonce of the old one
             lv.stuck = True
             self.last_error = f"{lv.intent.intent_id}: node rejects attempt {lv.top.seq}: {text}"
             return
@@ -1006,13 +1062,20 @@ class Signer(SupervisedActor):
         fee = min(2 * base + tip, self.cap)
         return Fees(max_fee_per_gas=fee, max_priority_fee_per_gas=min(tip, fee))
 
-    def _nonce_counts(self) -> tuple[int, int]:
-        """The account's latest and pending nonces (and, in the same batch, its balance)."""
+    @property
+    def _account(self) -> str:
+        """The address whose nonces are in flight: the old key's while DRAINING."""
+        return self.nonces.address if self.nonces is not None else self.address
+
+    def _nonce_counts(self, address: str | None = None) -> tuple[int, int]:
+        """The latest and pending nonces of ``address`` (default: ``_account``) and, in the
+        same batch, its balance."""
+        account = address or self._account
         latest, pending, balance = self.evm.batch(
             [
-                ("eth_getTransactionCount", [self.address, "latest"]),
-                ("eth_getTransactionCount", [self.address, "pending"]),
-                ("eth_getBalance", [self.address, "latest"]),
+                ("eth_getTransactionCount", [account, "latest"]),
+                ("eth_getTransactionCount", [account, "pending"]),
+                ("eth_getBalance", [account, "latest"]),
             ]
         )
         try:

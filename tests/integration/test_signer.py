@@ -16,7 +16,7 @@ from eth_utils.abi import function_signature_to_4byte_selector
 
 from devnet.anvil import Anvil
 from devnet.deploy import Deployment
-from devnet.keys import OUTSIDER, RESOLVER
+from devnet.keys import DEV_ACCOUNTS, OUTSIDER, RESOLVER
 from protocol.records import AuditEntry
 from protocol.supervision import FaultAction, FaultRule
 from protocol.tx_records import IntentState
@@ -288,6 +288,53 @@ def test_a_pending_nonce_taken_by_someone_else_is_alerted_and_the_intent_renonce
         assert alert.subject == intent.intent_id and ours.tx_hash in alert.detail["attempts"]
     mined = signer_txs(anvil.rpc_url, RESOLVER.address)
     assert [(n, h) for n, h, _ in mined] == [(0, outsider), (1, done.tx_hash)]
+
+
+def test_a_new_key_drains_the_old_keys_intents_before_it_signs(
+    anvil: Anvil, evm: EvmClient, tmp_path: Path
+) -> None:
+    """Key rotation (operations.md): restarted on a new key while three transactions of the
+    old key wait in the pool, the signer follows them to their receipts, holds new intents
+    QUEUED meanwhile, then signs those with the new key from its own nonce 0."""
+    new_key = SigningKey.from_hex(DEV_ACCOUNTS[5].private_key)
+    anvil.set_automine(False)
+    old, new = transfer_intents(3), transfer_intents(2, start=3)
+    with Store.open(tmp_path / "data") as store:
+        with signer_runtime(store, evm, KEY, ChainCfg(confirmations=0)) as rt:
+            for msg in old:
+                rt.tell(SIGNER, msg)
+            rt.wait_for(lambda: txpool_pending(anvil.rpc_url) == 3, timeout=20)
+        with signer_runtime(store, evm, new_key, ChainCfg(confirmations=0)) as rt:
+            replies = rt.services.extra["replies"]
+            state = rt.wait_for(lambda: (s := rt.state(SIGNER))["phase"] == "draining" and s, 10)
+            assert state["draining_from"] == RESOLVER.address
+            assert state["address"] == new_key.address and state["in_flight"] == 3
+            for msg in new:
+                rt.tell(SIGNER, msg)
+            rt.wait_for(lambda: rt.state(SIGNER)["queued"] == 2, timeout=10)
+            head = rt.state(SIGNER)["head"]
+            anvil.mine(4)  # heads pass, and the old key's three are mined
+            rt.wait_for(lambda: rt.state(SIGNER)["head"] >= head + 4, timeout=10)
+            assert txpool_pending(anvil.rpc_url) == 0  # the new key signed nothing while draining
+            rt.wait_for(lambda: replies.confirmed_count() == 3, timeout=20)
+            rt.wait_for(lambda: rt.state(SIGNER)["phase"] == "running", timeout=10)
+            anvil.set_automine(True)
+            anvil.mine(1)
+            rt.wait_for(lambda: replies.confirmed_count() == 5, timeout=20)
+            assert rt.state(SIGNER)["nonce"] == 2
+        confirmed = replies.confirmed()
+        assert sorted(confirmed[m.intent_id].nonce for m in old) == [0, 1, 2]
+        assert sorted(confirmed[m.intent_id].nonce for m in new) == [0, 1]
+        (draining,) = audits(store, "signer_key_draining")
+        assert draining.detail["old_address"] == RESOLVER.address
+        (changed,) = audits(store, "signer_key_changed")
+        assert changed.detail["old_address"] == RESOLVER.address
+        assert changed.detail["address"] == new_key.address
+        assert {r.state for r in stored_intents(store).values()} == {IntentState.CONFIRMED}
+    assert_gapless(signer_txs(anvil.rpc_url, RESOLVER.address), 3)
+    assert_gapless(signer_txs(anvil.rpc_url, new_key.address), 2)
+    old_hashes = {h for _, h, _ in signer_txs(anvil.rpc_url, RESOLVER.address)}
+    assert old_hashes == {confirmed[m.intent_id].tx_hash for m in old}
 
 
 def test_a_lying_node_halts_the_signer_and_loses_nothing(anvil: Anvil, tmp_path: Path) -> None:
