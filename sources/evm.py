@@ -258,13 +258,20 @@ class FeeHistory:
     reward: tuple[tuple[int, ...], ...]
 
 
+MALFORMED = (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError)
+"""What reading a node's reply may raise when the reply is not what JSON-RPC promises (a
+string where an object belongs, a missing field, too deep a nesting): a malformed reply."""
+_QUANTITY = re.compile(r"(0[xX])?[0-9a-fA-F]{1,64}")
+
+
 def _int(v: Any) -> int:
-    """A JSON-RPC quantity (hex string; an int is taken as is); anything else is malformed."""
-    if isinstance(v, str):
+    """A JSON-RPC quantity (hex string; a non-negative int is taken as is); anything else,
+    a sign or blanks included, is malformed."""
+    if isinstance(v, str) and _QUANTITY.fullmatch(v):
         return int(v, 16)
-    if isinstance(v, int) and not isinstance(v, bool):
+    if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
         return v
-    raise TypeError(f"not a quantity: {v!r:.40}")
+    raise ValueError(f"not a quantity: {v!r:.40}")
 
 
 def _block(raw: dict[str, Any]) -> Block:
@@ -308,9 +315,12 @@ def _receipt(raw: dict[str, Any]) -> Receipt:
 
 
 def _fee_history(raw: dict[str, Any]) -> FeeHistory:
+    base_fees = tuple(_int(x) for x in raw["baseFeePerGas"])
+    if not base_fees:
+        raise ValueError("no baseFeePerGas in eth_feeHistory")
     return FeeHistory(
         oldest_block=_int(raw["oldestBlock"]),
-        base_fee_per_gas=tuple(_int(x) for x in raw["baseFeePerGas"]),
+        base_fee_per_gas=base_fees,
         gas_used_ratio=tuple(float(x) for x in raw["gasUsedRatio"]),
         reward=tuple(tuple(_int(x) for x in row) for row in raw.get("reward") or []),
     )
@@ -513,7 +523,7 @@ class EvmClient:
         reply = self._post(node, self._body("eth_chainId", []))
         try:
             got = _int(reply["result"])
-        except (KeyError, TypeError, ValueError) as exc:
+        except MALFORMED as exc:
             raise _NodeFailure(TransientError(f"{node.label}: bad eth_chainId reply")) from exc
         with self._lock:
             if got != self.expected_chain_id:
@@ -547,7 +557,7 @@ class EvmClient:
             raise _NodeFailure(TransientError(f"{node.label}: HTTP {status}"))
         try:
             data = json.loads(resp.content)
-        except ValueError:
+        except (ValueError, RecursionError):
             data = None
         if not isinstance(data, dict | list):  # a 4xx may still carry a JSON-RPC error: use it
             what = f"HTTP {status}" if status != 200 else "malformed reply"
@@ -636,8 +646,8 @@ class EvmClient:
     ) -> Any:
         """One JSON-RPC call with failover; returns ``parse(result)`` (default: the raw result).
 
-        A result that ``parse`` cannot read (KeyError, TypeError, ValueError) is a malformed
-        reply: that node fails and the next one is asked.
+        A result that ``parse`` cannot read (``MALFORMED``) is a malformed reply: that node fails
+        and the next one is asked.
         """
 
         def attempt(node: _Node) -> Any:
@@ -646,7 +656,7 @@ class EvmClient:
                 return result
             try:
                 return parse(result)
-            except (KeyError, TypeError, ValueError, IndexError) as exc:
+            except MALFORMED as exc:
                 err = TransientError(f"{node.label}: malformed result of {method}: {exc}")
                 raise _NodeFailure(err) from exc
 
@@ -711,7 +721,7 @@ class EvmClient:
         raws = self.batch([("eth_getBlockByNumber", [hex(n), False]) for n in numbers])
         try:
             return [None if r is None else _block(r) for r in raws]
-        except (KeyError, TypeError, ValueError) as exc:
+        except MALFORMED as exc:
             raise TransientError(f"malformed block in a batch reply: {exc}") from exc
 
     def get_logs(

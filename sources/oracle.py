@@ -16,12 +16,14 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from eth_abi.abi import decode, encode
+from eth_abi.exceptions import DecodingError
 from eth_utils.abi import function_signature_to_4byte_selector
 
 from sources.coalesce import Coalescer
-from sources.evm import EvmClient, EvmError
+from sources.evm import EvmClient, EvmError, TransientError
 
 _PENDING = function_signature_to_4byte_selector("pending(address)")
 _DISPUTE_WINDOW = function_signature_to_4byte_selector("disputeWindow()")
@@ -64,16 +66,28 @@ class OracleClient:
 
     def pending(self, market: str) -> Pending:
         raw = self._reads.call(market)
-        outcome, data_hash, commit_time, committed, finalized = decode(
-            ["uint8", "bytes32", "uint64", "bool", "bool"], raw
+        outcome, data_hash, commit_time, committed, finalized = self._decode(
+            f"pending({market})", ["uint8", "bytes32", "uint64", "bool", "bool"], raw
         )
         return Pending(int(outcome), "0x" + data_hash.hex(), int(commit_time), committed, finalized)
 
     def dispute_window(self) -> int:
         if self._dispute_window is None:
             raw = self.evm.call({"to": self.address, "data": _DISPUTE_WINDOW})
-            self._dispute_window = int(decode(["uint64"], raw)[0])
+            self._dispute_window = int(self._decode("disputeWindow()", ["uint64"], raw)[0])
         return self._dispute_window
+
+    def _decode(self, what: str, types: list[str], raw: bytes) -> tuple[Any, ...]:
+        """``raw`` as ``types``; an answer of another shape (no contract at the address, another
+        contract) is a ``TransientError`` naming the call, retried and counted like any RPC
+        failure, never an eth-abi exception out of a resolver."""
+        try:
+            return tuple(decode(types, raw))
+        except (DecodingError, ValueError, OverflowError) as exc:
+            raise TransientError(
+                f"the oracle {self.address} answered {what} with {len(raw)} bytes that are not "
+                f"({', '.join(types)}): is it a SimpleOracle? ({type(exc).__name__})"
+            ) from None
 
     def chain_time(self) -> int:
         """The latest block's timestamp: the time ``finalize`` is judged by."""

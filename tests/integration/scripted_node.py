@@ -14,7 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 Script = Callable[[Any], Any]
-"""The request body (one call or a batch) -> the reply body to send back as JSON."""
+"""The request body (one call or a batch) -> the reply body to send back as JSON (or bytes,
+sent as they are)."""
 
 
 def _chain_id_or(script: Script) -> Script:
@@ -37,7 +38,8 @@ class ScriptedNode:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                data = json.dumps(answer(body)).encode()
+                out = answer(body)  # bytes are sent as they are: a body no JSON encoder writes
+                data = out if isinstance(out, bytes) else json.dumps(out).encode()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

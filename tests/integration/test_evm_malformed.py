@@ -146,6 +146,36 @@ CASES: dict[str, tuple[Script, Callable[[EvmClient], Any], str]] = {
         lambda c: c.get_logs("0x" + "00" * 20, [], 0, 1),
         "malformed result of eth_getLogs",
     ),
+    "a block that is a string": (
+        lambda b: reply(b, result="0x1"),
+        lambda c: c.get_block("latest"),
+        "malformed result of eth_getBlockByNumber",
+    ),
+    "a receipt that is a list": (
+        lambda b: reply(b, result=[RECEIPT]),
+        lambda c: c.get_transaction_receipt("0x" + "cd" * 32),
+        "malformed result of eth_getTransactionReceipt",
+    ),
+    "blocks that are strings, in a batch": (
+        lambda b: each(b, result="0x1"),
+        lambda c: c.get_blocks([1, 2]),
+        "malformed block",
+    ),
+    "a reply nested deeper than any parser goes": (
+        lambda b: b"[" * 100_000 + b"]" * 100_000,
+        lambda c: c.block_number(),
+        "malformed reply",
+    ),
+    "a negative quantity": (
+        lambda b: reply(b, result="-0x1"),
+        lambda c: c.block_number(),
+        "malformed result of eth_blockNumber",
+    ),
+    "a fee history without base fees": (
+        lambda b: reply(b, result={"oldestBlock": "0x1", "baseFeePerGas": [], "gasUsedRatio": []}),
+        lambda c: c.fee_history(1, "latest", [50.0]),
+        "malformed result of eth_feeHistory",
+    ),
     "logs that are not a list": (
         lambda b: reply(b, result={"not": "a list"}),
         lambda c: c.get_logs("0x" + "00" * 20, [], 0, 1),

@@ -10,7 +10,7 @@ from web3 import Web3
 from devnet.deploy import Deployment, send
 from devnet.keys import RESOLVER
 from sources.artifacts import load_artifact
-from sources.evm import EvmClient
+from sources.evm import EvmClient, EvmError, TransientError
 from sources.oracle import OracleClient
 
 pytest_plugins = ["tests.integration.chain_fixtures"]
@@ -73,3 +73,18 @@ def test_block_time_is_the_commit_blocks_timestamp_and_an_unknown_block_is_an_er
     assert oracle.block_time(block_hash) == oracle.pending(market(99)).commit_time
     with pytest.raises(LookupError, match="does not know block"):
         oracle.block_time("0x" + "ab" * 32)
+
+
+def test_an_address_that_is_not_the_oracle_is_a_clear_rpc_error(
+    deployment: Deployment, evm: EvmClient
+) -> None:
+    """Configured with an account (no code: every call answers ``0x``), the reads raise a
+    ``TransientError`` naming the call, which resolvers retry and count, never an eth-abi
+    ``DecodingError`` that would crash them into a restart loop; another contract reverts."""
+    oracle = OracleClient(evm, RESOLVER.address)
+    with pytest.raises(TransientError, match=r"answered pending\(0x[0-9a-fA-F]{40}\) with 0"):
+        oracle.pending(market(1))
+    with pytest.raises(TransientError, match=r"answered disputeWindow\(\) with 0 bytes"):
+        oracle.dispute_window()
+    with pytest.raises(EvmError):
+        OracleClient(evm, deployment.factory).pending(market(1))
