@@ -72,7 +72,9 @@ class Listener(SupervisedActor):
         self.max_rewind = int(self.ctx.args.get("max_rewind", 1024))
         self.scheduler = str(self.ctx.args.get("scheduler", "scheduler"))
         self.range = self.max_range
-        self.cursor: Cursor | None = self.store.get("cursors", self.chain.encode(), Cursor)
+        # a cursor that does not decode is reported and the scan starts again at
+        # ``start_block``: markets handed off twice are one job each (the scheduler dedups)
+        self.cursor: Cursor | None = self.store.get_lenient("cursors", self.chain.encode(), Cursor)
         self.recent: dict[int, str] = dict(self.cursor.recent) if self.cursor else {}
         self.stats = dict.fromkeys(
             ("markets", "hand_offs", "bad_logs", "reorgs", "polls", "errors"), 0

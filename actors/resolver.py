@@ -134,9 +134,10 @@ class Resolver(SupervisedActor):
         self.unreported = self.res.stage is Stage.COMMITTED
         """At COMMITTED and not yet told the scheduler (``_before_finalize`` tells it; a
         restarted resolver tells it again, which the scheduler takes as the same news)."""
-        spec = self.store.get("markets", self.key.db_key(), MarketSpec)
-        if spec is None:
-            raise LookupError(f"no spec stored for {self.key}")
+        spec = self.store.get_lenient("markets", self.key.db_key(), MarketSpec)
+        if spec is None:  # no restart can mend it: the dead-letter queue says why
+            self._fail(FailureClass.PERMANENT, f"no readable spec stored for {self.key}")
+            return
         self.spec = spec
         if self.res.stage is Stage.OBSERVED and self._override_changed():
             self.res = self.res.model_copy(update={"stage": Stage.DUE})  # observe it again
@@ -144,7 +145,7 @@ class Resolver(SupervisedActor):
 
     def _override_changed(self) -> bool:
         """The operator set an override since this observation was made."""
-        job = self.store.get("jobs", self.key.db_key(), Job)
+        job = self.store.get_lenient("jobs", self.key.db_key(), Job)
         return (
             job is not None
             and job.override_outcome is not None
@@ -203,7 +204,7 @@ class Resolver(SupervisedActor):
     def _observe(self) -> None:
         """DUE: the operator's override, else a proof an earlier incarnation stored (its
         checkpoint and record were lost), else a query for data."""
-        job = self.store.get("jobs", self.key.db_key(), Job)
+        job = self.store.get_lenient("jobs", self.key.db_key(), Job)
         if job is not None and job.override_outcome is not None:
             self._overridden(job)
         elif self.proof_possible and (reused := self._stored_proof()) is not None:

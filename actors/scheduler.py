@@ -61,7 +61,7 @@ from protocol.records import HALTED_CHAINS_KEY, AuditEntry, HaltedChains, Job, J
 from protocol.spec import MarketKey
 from protocol.supervision import ChildSpec, RestartType
 from storage import Store, StoredValueError, Txn
-from storage.indexes import JOBS
+from storage.indexes import JOBS, UNREADABLE
 from supervision import SupervisedActor
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ class Scheduler(SupervisedActor):
         self.dispatch_pending = False
         self._load()
         heapq.heapify(self.heap)
-        halted = self._stored_halt()
+        halted = self.store.get_lenient("meta", HALTED_CHAINS_KEY, HaltedChains)
         self.halted = dict(halted.reasons) if halted is not None else {}
         for chain, reason in self.halted.items():
             log.error(
@@ -253,12 +253,21 @@ class Scheduler(SupervisedActor):
         """Store every new market of ``batch`` and its job in one durable transaction."""
         due_of = {found.key: found.spec.window.t_end + self.settle_delay_s for found in batch}
 
+        replaced: list[MarketKey] = []
+
         def add(txn: Txn) -> list[Job]:
             added: dict[MarketKey, Job] = {}
+            replaced.clear()  # the write may be run again
             for found in batch:
                 key = found.key
-                if key in added or txn.get("jobs", key.db_key(), Job) is not None:
+                if key in added:
                     continue
+                try:
+                    if txn.get("jobs", key.db_key(), Job) is not None:
+                        continue
+                except StoredValueError as exc:  # written over: its resolver's checkpoint
+                    self.store.report_bad_value(exc)  # still holds the market's progress
+                    replaced.append(key)
                 job = Job(key=key, due_at=due_of[key], next_attempt_at=due_of[key])
                 txn.put("markets", key.db_key(), found.spec)
                 JOBS.put_many(txn, [(key.db_key(), job)])
@@ -269,6 +278,8 @@ class Scheduler(SupervisedActor):
             return list(added.values())
 
         added = self.store.write(add)
+        if replaced:
+            self.counts[UNREADABLE] = self.counts.get(UNREADABLE, 0) - len(replaced)
         self._remember(added)
         for job in added:
             self._count(JobState.WAITING, +1)
@@ -302,6 +313,7 @@ class Scheduler(SupervisedActor):
                     full = True
                     continue
                 self.running.add(item[2])
+                self.missing.discard(item[2])  # a mark from an earlier resolver is not this one's
                 if job.state is not JobState.RUNNING:
                     resuming = job.stage == COMMITTED_STAGE  # not a new attempt: the wait is over
                     attempts = job.attempts if resuming else job.attempts + 1
@@ -350,7 +362,10 @@ class Scheduler(SupervisedActor):
         )
 
     def _reconcile(self) -> None:
-        """Requeue running jobs whose resolver is gone for good (its supervisor restarted).
+        """Running jobs whose resolver is gone for good (its supervisor restarted, or gave up
+        on it) fail as transient: they are retried with backoff within the retry budget, so a
+        resolver that can never run ends in the dead-letter queue instead of being restarted
+        for ever.
 
         A resolver that stopped normally has told its last report before stopping, but that
         report may still be queued behind this tick: a market counts as lost only when its
@@ -365,10 +380,11 @@ class Scheduler(SupervisedActor):
                 self.missing.add(text)
                 continue
             self.missing.discard(text)
-            self.running.discard(text)
-            job = self._job(MarketKey.parse(text))
-            if job is not None and job.state is JobState.RUNNING:
-                heapq.heappush(self.heap, (self.clock.now(), job.due_at, text))
+            self._failed(
+                MarketKey.parse(text),
+                FailureClass.TRANSIENT,
+                "its resolver stopped without a report (it crashed, or its supervisor did)",
+            )
 
     # --- reports from resolvers ----------------------------------------------------------
 
@@ -453,13 +469,6 @@ class Scheduler(SupervisedActor):
         self.store.write(lambda txn: txn.put("meta", HALTED_CHAINS_KEY, record))
         self.halted = halted
 
-    def _stored_halt(self) -> HaltedChains | None:
-        try:
-            return self.store.get("meta", HALTED_CHAINS_KEY, HaltedChains)
-        except StoredValueError as exc:  # reported; no halt is better than no scheduler
-            self.store.report_bad_value(exc)
-            return None
-
     # --- operators: every act audited with the change ------------------------------------
 
     def _operator(self, cmd: OperatorCommand) -> CommandResult:
@@ -529,7 +538,7 @@ class Scheduler(SupervisedActor):
             known = self.cached.get(text)
         if known is not None:
             return known
-        job = self.store.get("jobs", key.db_key(), Job)
+        job = self.store.get_lenient("jobs", key.db_key(), Job)
         if job is not None:
             self._remember([job])
         return job

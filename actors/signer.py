@@ -83,7 +83,7 @@ from sources.evm import (
     TransientError,
 )
 from sources.keys import Eip1559Tx, SigningKey
-from storage import Store, Txn
+from storage import Store, StoredValueError, Txn
 from storage.indexes import intents_index
 from supervision import SupervisedActor
 
@@ -223,7 +223,10 @@ class Signer(SupervisedActor):
         )
         self._incomplete: EvmError | None = None
         self.index = intents_index(self.chain)
-        self.nonces: NonceState | None = self.store.get("txs", nonce_key(self.chain), NonceState)
+        # a counter that does not decode is reported and set again from the chain (``_sync``)
+        self.nonces: NonceState | None = self.store.get_lenient(
+            "txs", nonce_key(self.chain), NonceState
+        )
         self._load()
         self.actor_ref.tell(Tick(now=self.clock.now()))
 
@@ -307,10 +310,13 @@ class Signer(SupervisedActor):
                 return
         latest, pending = self._nonce_counts(self.address)
         if known is None or known.address != self.address:
+            # past the chain's count and past any attempt stored (a counter that did not
+            # decode is set again here, and signed attempts may not have reached the node)
+            signed = max((lv.top.nonce + 1 for lv in self.live.values() if lv.attempts), default=0)
             fresh = NonceState(
                 chain=self.chain,
                 address=self.address,
-                next_nonce=max(latest, pending),
+                next_nonce=max(latest, pending, signed),
                 external_nonce_use=known.external_nonce_use if known else 0,
             )
             action = "nonce_initialised" if known is None else "signer_key_changed"
@@ -412,9 +418,18 @@ class Signer(SupervisedActor):
                 live.intent = live.intent.model_copy(update={"reply_to": msg.reply_to})
                 self._write([(intent_key(self.chain, intent_id), live.intent)])
             return
-        done = self.watch.get(intent_id) or self.store.get(
-            "txs", intent_key(self.chain, intent_id), TxIntent
-        )
+        try:
+            done = self.watch.get(intent_id) or self.store.get(
+                "txs", intent_key(self.chain, intent_id), TxIntent
+            )
+        except StoredValueError as exc:
+            # what became of it cannot be known: no guess, and no second transaction for it
+            self.store.report_bad_value(exc)
+            reason = f"{self.name} cannot read its stored record of this intent: {exc}"
+            self.registry.tell(
+                msg.reply_to, TxFailed(intent_id=intent_id, reason=reason, permanent=True)
+            )
+            return
         if done is not None:
             self._reply(done.model_copy(update={"reply_to": msg.reply_to}))
             return
@@ -925,7 +940,7 @@ class Signer(SupervisedActor):
         """Another intent's attempt took this nonce (an attempt abandoned as rejected that a
         node mined after all). That intent is done after all; this one goes back to QUEUED (a
         filler has nothing left to do)."""
-        other = self.store.get("txs", intent_key(self.chain, attempt.intent_id), TxIntent)
+        other = self.store.get_lenient("txs", intent_key(self.chain, attempt.intent_id), TxIntent)
         revived = other is not None and other.inclusion is None and other.intent_id not in self.live
         puts: list[tuple[bytes, Any]] = []
         if other is not None and revived:

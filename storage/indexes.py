@@ -28,6 +28,7 @@ and indexed again by ``rebuild``; ``forget`` drops a live key when its reader no
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -37,12 +38,14 @@ from pydantic import BaseModel
 from protocol.codec import CODEC
 from protocol.records import Job, StateCounts
 from protocol.tx_records import TxIntent, intents_prefix
+from storage.errors import StoredValueError
 from storage.schema import Database
 from storage.txn import Txn
 
 if TYPE_CHECKING:
     from storage.store import Store
 
+log = logging.getLogger(__name__)
 Fields = Mapping[str, Any]
 """A record's fields: a model's ``__dict__``, or the stored envelope's data (``Codec.peek``)."""
 
@@ -111,8 +114,9 @@ class StateIndex:
     # --- reads ---------------------------------------------------------------------------
 
     def counts(self, store: Store) -> dict[str, int] | None:
-        """The family's counts by state; ``None`` if it was never indexed."""
-        record = store.get("index", self.counts_key, StateCounts)
+        """The family's counts by state; ``None`` if it was never indexed, or if its record
+        does not decode (reported): readers then rebuild the index."""
+        record = store.get_lenient("index", self.counts_key, StateCounts)
         return None if record is None else {k: v for k, v in record.counts.items() if v}
 
     def live_keys(self, store: Store) -> Iterator[bytes]:
@@ -128,8 +132,9 @@ class StateIndex:
                 yield key, buf
 
     def missing(self, store: Store) -> bool:
-        """Whether the family has records but no index (written by code that kept none)."""
-        if store.get("index", self.counts_key, StateCounts) is not None:
+        """Whether the family has records but no index (written by code that kept none, or a
+        counts record that does not decode, reported)."""
+        if store.get_lenient("index", self.counts_key, StateCounts) is not None:
             return False
         return next(iter(store.raw_items(self.db, self.prefix)), None) is not None
 
@@ -157,7 +162,12 @@ class StateIndex:
     def _add(self, txn: Txn, deltas: Mapping[str, int]) -> None:
         if not any(deltas.values()):
             return
-        record = txn.get("index", self.counts_key, StateCounts)
+        try:
+            record = txn.get("index", self.counts_key, StateCounts)
+        except StoredValueError as exc:  # counted again from the records, this one included
+            log.error("%s; rebuilding the %s index", exc, self.name)
+            self.rebuild(txn)
+            return
         counts = dict(record.counts) if record is not None else {}
         for state, delta in deltas.items():
             counts[state] = counts.get(state, 0) + delta

@@ -250,6 +250,17 @@ class Store:
             return None
         return decode_value(self.codec, db, key, buf, expect)
 
+    def get_lenient(self, db: Database, key: bytes, expect: type[M]) -> M | None:
+        """``get`` for a reader that can go on without the value: one that does not decode is
+        counted in ``bad_values``, reported (logged, with its database and key) and answered
+        ``None``, as ``items`` does. An actor reading its own state at start uses this, so that
+        one bad value is not a crash on every restart."""
+        try:
+            return self.get(db, key, expect)
+        except StoredValueError as exc:
+            self.report_bad_value(exc)
+            return None
+
     @overload
     def items(
         self,

@@ -19,13 +19,14 @@ from devnet.deploy import Deployment
 from devnet.keys import DEV_ACCOUNTS, OUTSIDER, RESOLVER
 from protocol.records import AuditEntry
 from protocol.supervision import FaultAction, FaultRule
-from protocol.tx_records import IntentState
+from protocol.tx_records import IntentState, intent_key
 from sources.artifacts import all_abis
 from sources.evm import EvmClient
 from sources.keys import SigningKey
 from storage import Store
 from supervision import FaultPlan
 from tests.integration.test_signer_harness import (
+    CHAIN,
     SIGNER,
     ChainCfg,
     assert_gapless,
@@ -335,6 +336,27 @@ def test_a_new_key_drains_the_old_keys_intents_before_it_signs(
     assert_gapless(signer_txs(anvil.rpc_url, new_key.address), 2)
     old_hashes = {h for _, h, _ in signer_txs(anvil.rpc_url, RESOLVER.address)}
     assert old_hashes == {confirmed[m.intent_id].tx_hash for m in old}
+
+
+def test_an_intent_whose_stored_record_does_not_decode_is_failed_not_a_crash(
+    anvil: Anvil, evm: EvmClient, tmp_path: Path
+) -> None:
+    """Asked again for an intent whose record is unreadable, the signer cannot know what became
+    of it: it answers a permanent ``TxFailed`` saying so (the resolver then reads the oracle)
+    and sends nothing, instead of crashing on every re-send; the other intents go on."""
+    bad, good = transfer_intents(2)
+    with Store.open(tmp_path / "data") as store:
+        key = intent_key(CHAIN, bad.intent_id)
+        store.write(lambda txn: txn.raw.put(key, b"\x93garbage", db=txn.dbi("txs")))
+        with signer_runtime(store, evm, KEY, ChainCfg(confirmations=0)) as rt:
+            replies = rt.services.extra["replies"]
+            rt.tell(SIGNER, bad)
+            rt.tell(SIGNER, good)
+            failed = rt.wait_for(lambda: replies.failed().get(bad.intent_id), timeout=20)
+            assert failed.permanent and "cannot read its stored record" in failed.reason
+            rt.wait_for(lambda: replies.confirmed_count() == 1, timeout=20)
+            assert rt.restarts(SIGNER) == 0 and store.stats().bad_values == 1
+    assert_gapless(signer_txs(anvil.rpc_url, RESOLVER.address), 1)
 
 
 def test_a_lying_node_halts_the_signer_and_loses_nothing(anvil: Anvil, tmp_path: Path) -> None:

@@ -40,6 +40,9 @@ class ScriptedResolver(SupervisedActor):
         step = script.get(str(key), ["finalize"]).pop(0) if script.get(str(key)) else "finalize"
         if step == "hold":
             return
+        if step == "vanish":  # stops without a word, as a resolver that crashed for good
+            self.finish()
+            return
         if step == "finalize":
             self.registry.tell(scheduler, ResolutionProgress(key=key, state="FINALIZED"))
         elif step == "wait":
@@ -178,6 +181,18 @@ def test_permanent_failure_goes_to_the_dead_letter_queue_and_retry_works(
         store: Store = rt.services.extra["store"]
         actions = [e.action for _, e in store.items("audit", expect=AuditEntry)]
         assert actions == ["discovered", "running", "dead", "retry", "running", "finalized"]
+
+
+def test_a_resolver_that_keeps_vanishing_spends_the_retry_budget(tmp_path: Path) -> None:
+    with scheduler(tmp_path, max_attempts=3, retry_base_s=1, retry_cap_s=2) as rt:
+        rt.services.extra["script"][str(key(1))] = ["vanish"] * 5
+        rt.ask("scheduler", discovered(key(1)))
+        drive(rt, lambda: jobs(rt)[str(key(1))].state is JobState.DEAD, max_steps=200)
+        dead = jobs(rt)[str(key(1))]
+        assert dead.attempts == 3 and dead.failure is FailureClass.TRANSIENT
+        assert "retry budget spent after 3 attempts" in dead.last_error
+        assert "its resolver stopped without a report" in dead.last_error
+        assert len(rt.services.extra["started"]) == 3
 
 
 def test_a_configuration_failure_halts_the_chain(tmp_path: Path) -> None:
