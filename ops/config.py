@@ -11,11 +11,13 @@ encrypted keystore with a password file, or from the environment variable the ch
 
 from __future__ import annotations
 
+import re
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from protocol.spec import Address
@@ -44,6 +46,17 @@ class KeySource(Section):
     """The keystore's password, alone in a file readable only by the runner."""
     env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
     """The name of an environment variable holding the key as 0x-hex."""
+
+    @field_validator("env")
+    @classmethod
+    def _a_name_not_a_key(cls, value: str | None) -> str | None:
+        # the pattern lets 64 upper-case hex digits through: a key pasted into the wrong field
+        if value is not None and re.fullmatch(r"[0-9A-F]{64}", value):
+            raise ValueError(
+                "this looks like a private key (64 hex digits): give the name of the "
+                "environment variable that holds it"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> KeySource:
@@ -78,8 +91,8 @@ class ChainConfig(Section):
     """How often the listener and the signer look at the chain."""
     max_log_range: Annotated[int, Field(ge=1)] = 5_000
     """Largest eth_getLogs range; shrunk automatically when a node refuses it."""
-    max_fee_gwei: Annotated[float, Field(gt=0)] = 500.0
-    """Cap of maxFeePerGas; no attempt is signed above it."""
+    max_fee_gwei: Annotated[Decimal, Field(gt=0, decimal_places=9)] = Decimal(500)
+    """Cap of maxFeePerGas; no attempt is signed above it (exact: at most 9 decimals)."""
     bump_after_blocks: Annotated[int, Field(ge=1)] = 3
     """Blocks without inclusion before a transaction is re-signed with higher fees."""
     gas_margin_pct: Annotated[int, Field(ge=0, le=500)] = 20
@@ -200,7 +213,10 @@ def _problems(exc: ValidationError) -> list[str]:
 def load_config(path: str | Path) -> Config:
     """Read and validate ``path``; every problem is reported at once in one ``ConfigError``."""
     try:
-        raw: dict[str, Any] = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        # every TOML float as the decimal it spells (a fee cap is money: never a binary float)
+        raw: dict[str, Any] = tomllib.loads(
+            Path(path).read_text(encoding="utf-8"), parse_float=Decimal
+        )
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
     except tomllib.TOMLDecodeError as exc:

@@ -9,25 +9,30 @@ arguments), binds the arguments to the command's signature and runs it. A wrong 
 actor, a message that does not validate, a slow actor: each is a clear ``(False, text)``, never an
 exception out of ``run``. Messages given to ``ask``/``tell`` are dicts whose ``kind`` is one of
 ``protocol.codec.CODEC.kinds()`` that is an actor message; they are validated by its model.
-An actor crashes on a message it has no handler for (and its supervisor restarts it): ``ask``
-and ``tell`` are for people who know what they send.
+``ask`` and ``tell`` send only ``OPERATOR_KINDS``: reads, nudges, the scheduler's operator
+commands (audited there), recovery and the supervisors' child commands. The messages actors
+send each other (a transaction to sign, data, a receipt, a resolver's report, a discovered
+market) are refused: from a prompt they would commit or finalize what no data proves. Every
+``ask``, ``tell`` and ``inject`` is written to the audit log (``actor`` "repl") before it is
+sent. An actor crashes on a message it has no handler for (and its supervisor restarts it).
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pykka
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ops.repl_parse import ReplError, parse
 from ops.repl_text import pretty, table
 from protocol.codec import CODEC
 from protocol.messages import CommandResult, Message, OperatorAction, OperatorCommand
-from protocol.records import Job, JobState
+from protocol.records import AuditEntry, Job, JobState
 from protocol.spec import MarketKey
 from protocol.supervision import FaultRule
 from storage import Store
@@ -50,7 +55,22 @@ COMMANDS = {
     "complete": ('complete("sta")', "the candidates TAB offers"),
 }
 """Name -> (usage, what it does)."""
+log = logging.getLogger(__name__)
 MAX_LIMIT = 10_000
+OPERATOR_KINDS = frozenset(
+    {
+        "get_state",
+        "which_children",
+        "check_children",
+        "tick",
+        "operator_command",
+        "listener_recover",
+        "start_child",
+        "stop_child",
+        "restart_child",
+    }
+)
+"""The message kinds ``ask`` and ``tell`` may send (see the module docstring)."""
 MAX_ASK_TIMEOUT_S = 50.0
 """The longest ``ask(..., timeout_s=...)``: below the client's 60 s wait for an answer."""
 
@@ -79,12 +99,14 @@ class Commands:
         *,
         ask_timeout_s: float = 5.0,
         scheduler: str = "scheduler",
+        kinds: frozenset[str] = OPERATOR_KINDS,
     ) -> None:
         self.runtime = runtime
         self.store = store
         self.redact = redact
         self.ask_timeout_s = ask_timeout_s
         self.scheduler = scheduler
+        self.allowed_kinds = kinds
         self._table: dict[str, Callable[..., str]] = {
             name: getattr(self, name) for name in COMMANDS
         }
@@ -133,12 +155,14 @@ class Commands:
         self._name(name)
         msg = self._message(message)
         wait = self._t if timeout_s is None else self._timeout(timeout_s)
+        self._audit("repl_ask", name, msg)
         answer = self._ask(name, msg.kind, lambda: self.runtime.ask(name, msg, wait), wait)
         return "(no answer)" if answer is None else pretty(answer, self.redact)
 
     def tell(self, name: str, message: dict[str, Any]) -> str:
         self._name(name)
         msg = self._message(message)
+        self._audit("repl_tell", name, msg)
         if self.runtime.tell(name, msg):
             return f"told {name}: {msg.kind}"
         raise ReplError(f"dropped: no actor named {name!r} (unknown or stopped for good)")
@@ -210,6 +234,7 @@ class Commands:
             parsed = FaultRule.model_validate(rule)
         except ValidationError as exc:
             raise ReplError(f"invalid fault rule: {_problems(exc)}") from None
+        self._audit("repl_inject", parsed.actor, parsed)
         faults.add(parsed)
         fields = ", ".join(f"{k}={v}" for k, v in parsed.model_dump(mode="json").items())
         return f"fault rule added ({len(faults.rules())} in the plan): {fields}"
@@ -250,8 +275,19 @@ class Commands:
         return {
             kind: model
             for kind, model in CODEC.kinds().items()
-            if isinstance(model, type) and issubclass(model, Message)
+            if isinstance(model, type) and issubclass(model, Message) and kind in self.allowed_kinds
         }
+
+    def _audit(self, action: str, subject: str, what: BaseModel) -> None:
+        """The act, in the audit log, before it takes effect (a REPL without a store: logged)."""
+        detail = {k: self.redact(str(v))[:200] for k, v in what.model_dump(mode="json").items()}
+        entry = AuditEntry(
+            ts=self.runtime.clock.now(), actor="repl", action=action, subject=subject, detail=detail
+        )
+        if self.store is None:
+            log.warning("repl %s %s: %s", action, subject, detail)
+            return
+        self.store.audit(entry)
 
     def _message(self, data: Any) -> Message:
         if not isinstance(data, dict):
@@ -260,6 +296,12 @@ class Commands:
         if not isinstance(kind, str):
             raise ReplError('the message has no "kind"; kinds() lists them')
         model = self._kinds().get(kind)
+        known = CODEC.kinds().get(kind)
+        if model is None and isinstance(known, type) and issubclass(known, Message):
+            raise ReplError(
+                f"{kind!r} is a message between actors, not for the REPL (it could commit or "
+                "finalize what no data proves); kinds() lists what may be sent"
+            )
         if model is None:
             raise ReplError(f"unknown message kind {kind!r}; kinds() lists them")
         try:

@@ -169,7 +169,8 @@ class SigningKey:
         try:
             password = password_path.read_text(encoding="utf-8")
         except OSError as exc:
-            _fail(f"cannot read password file {password_path}: {exc.strerror}")
+            # not its path: a password pasted into the wrong setting would be printed
+            _fail(f"cannot read the keystore's password file: {exc.strerror}")
         password = password.removesuffix("\n").removesuffix("\r")
         secret: bytes | None = None
         try:

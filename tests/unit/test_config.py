@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,26 @@ def test_the_configuration_reference_is_current() -> None:
     from ops.config_doc import DOC, render
 
     assert DOC.read_text() == render(), "run: python -m ops.config_doc"
+
+
+def test_a_key_pasted_as_the_variable_name_is_refused_without_being_shown(tmp_path: Path) -> None:
+    secret = "AB" * 32  # upper-case hex fits an environment variable's name
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, GOOD.replace('"DEV_KEY"', f'"{secret}"')))
+    assert "chains.dev.key.env" in str(err.value) and "looks like a private key" in str(err.value)
+    assert secret not in str(err.value)
+
+
+def test_a_fee_cap_is_the_exact_decimal_written(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        'key = { env = "DEV_KEY" }',
+        'key = { env = "DEV_KEY" }\nmax_fee_gwei = 12345678.123456789\npoll_s = 0.5',
+    )
+    chain = load_config(write(tmp_path, text)).chains["dev"]
+    assert chain.max_fee_gwei == Decimal("12345678.123456789")  # a float would end in ...79
+    assert chain.poll_s == 0.5
+    too_fine = GOOD.replace(
+        'key = { env = "DEV_KEY" }', 'key = { env = "DEV_KEY" }\nmax_fee_gwei = 1.0000000001'
+    )
+    with pytest.raises(ConfigError, match=r"chains\.dev\.max_fee_gwei"):
+        load_config(write(tmp_path, too_fine))

@@ -101,8 +101,10 @@ def test_from_keystore_errors_name_the_file_not_the_secret(tmp_path: Path) -> No
         SigningKey.from_keystore(keystore, password_file)
     assert str(keystore) in str(err.value)
     no_secret(str(err.value))
-    with pytest.raises(KeyLoadError, match="cannot read password file"):
-        SigningKey.from_keystore(keystore, tmp_path / "nope.pass")
+    pasted = "correct horse battery staple"  # a password given where its file's path belongs
+    with pytest.raises(KeyLoadError, match="cannot read the keystore's password file") as err:
+        SigningKey.from_keystore(keystore, tmp_path / pasted)
+    assert pasted not in str(err.value)
     with pytest.raises(KeyLoadError, match="cannot read keystore"):
         SigningKey.from_keystore(tmp_path / "nope.json", password_file)
     (tmp_path / "garbage.json").write_text("{not json")

@@ -12,8 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ops.redact import Redactor
-from ops.repl_commands import COMMANDS, Commands
+from ops.repl_commands import COMMANDS, OPERATOR_KINDS, Commands
 from ops.repl_parse import Call, ReplError, parse
+from protocol.records import AuditEntry
 from protocol.supervision import FaultAction
 from storage import Store
 from supervision import FaultPlan, Runtime
@@ -93,7 +94,12 @@ def test_the_parser_never_fails_otherwise(line: str) -> None:
 def live(tmp_path: Path) -> Iterator[tuple[Runtime, Store, Commands]]:
     snapshots = {"signer:dev": {"nonce": 3, "key": "0x" + SECRET}}
     with ops_runtime(tmp_path, snapshots, faults=FaultPlan()) as (rt, store):
-        yield rt, store, Commands(rt, store, Redactor([SECRET]).redact, ask_timeout_s=2)
+        kinds = OPERATOR_KINDS | {"test_ops_leak"}  # the stand-ins' way to crash
+        yield (
+            rt,
+            store,
+            Commands(rt, store, Redactor([SECRET]).redact, ask_timeout_s=2, kinds=kinds),
+        )
 
 
 def ok(commands: Commands, line: str) -> str:
@@ -150,6 +156,45 @@ def test_messages_are_validated_by_their_model(live: tuple[Runtime, Store, Comma
             commands, f'ask("scheduler", {{"kind": "get_state"}}, timeout_s={wrong})'
         )
     assert "no actor named 'nobody'" in refused(commands, 'tell("nobody", {"kind": "tick"})')
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        '{"kind": "submit_tx", "intent_id": "x", "chain": "dev", "to": "0x' + "11" * 20 + '", '
+        '"data": b"", "value": 1000000000000000000, "reply_to": "scheduler"}',
+        '{"kind": "resolution_progress", "key": {"chain": "dev", "address": "0x'
+        + "11" * 20
+        + '"}, "state": "FINALIZED"}',
+        '{"kind": "tx_confirmed", "intent_id": "x", "tx_hash": "0x' + "22" * 32 + '"}',
+        '{"kind": "data_answer", "query_id": "q", "responses": [], "value": "1"}',
+    ],
+)
+def test_messages_between_actors_are_refused(
+    live: tuple[Runtime, Store, Commands], message: str
+) -> None:
+    """From a prompt they would sign, commit or finalize what no data proves."""
+    _, store, commands = live
+    for verb in ("ask", "tell"):
+        text = refused(commands, f'{verb}("signer:dev", {message})')
+        assert "is a message between actors, not for the REPL" in text
+    assert "submit_tx" not in ok(commands, "kinds()")
+    assert [e for _, e in store.items("audit", expect=AuditEntry) if e.actor == "repl"] == []
+
+
+def test_every_ask_tell_and_inject_is_audited_first(live: tuple[Runtime, Store, Commands]) -> None:
+    _, store, commands = live
+    ok(commands, 'ask("scheduler", {"kind": "get_state"})')
+    ok(commands, 'tell("scheduler", {"kind": "tick", "now": 0})')
+    ok(commands, 'inject({"actor": "signer:dev", "message": "get_state", "action": "drop"})')
+    refused(commands, 'tell("nobody", {"kind": "tick", "now": 0})')  # no such actor: not sent
+    entries = [e for _, e in store.items("audit", expect=AuditEntry) if e.actor == "repl"]
+    assert [(e.action, e.subject) for e in entries] == [
+        ("repl_ask", "scheduler"),
+        ("repl_tell", "scheduler"),
+        ("repl_inject", "signer:dev"),
+    ]
+    assert entries[0].detail["kind"] == "get_state" and entries[2].detail["action"] == "drop"
 
 
 def test_jobs_dlq_and_retry(live: tuple[Runtime, Store, Commands]) -> None:
