@@ -32,6 +32,7 @@ from ops.api import create_app
 from ops.config import Config, KeySource
 from ops.http_server import HttpServer
 from ops.metrics import renderer
+from ops.process_tuning import limit_recursion
 from ops.redact import MIN_SECRET_LEN, REDACTOR, redact
 from ops.repl_server import ReplServer
 from ops.repl_wire import socket_path_for
@@ -129,6 +130,7 @@ class Daemon:
         """Open the store, verify every chain, start the tree and the operator surfaces;
         raises on configuration errors."""
         config = self.config
+        limit_recursion()  # before any untrusted JSON is parsed: see ops.process_tuning
         config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         config.data_dir.chmod(0o700)  # the REPL socket lives here: owner only
         if self.clock is None:

@@ -1,12 +1,14 @@
-"""Settings of the Python process that owns a daemon: its keccak backend and garbage collector.
+"""Settings of the Python process that owns a daemon: its keccak backend, garbage collector
+and recursion limit.
 
     use_fast_keccak()             # first thing: before anything has hashed
-    ...                           # load the config, start the daemon
+    ...                           # load the config, start the daemon (it calls limit_recursion)
     tune_gc(young=50_000)         # once the daemon's tree is up
 
-Both only change speed, never a result; the CLI (``runner.py``) and ``bench.burst`` call them,
-while a process that merely embeds a ``Daemon`` (the tests) keeps its own settings. Why each
-one (measured under a burst of due markets): docs/adr/0009-process-tuning.md.
+The first two only change speed, never a result; the CLI (``runner.py``) and ``bench.burst``
+call them, while a process that merely embeds a ``Daemon`` (the tests) keeps its own settings.
+Why each (measured under a burst of due markets): docs/adr/0009-process-tuning.md.
+``limit_recursion`` is safety, not speed: ``Daemon.start`` calls it in every process.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import gc
 import importlib.util
 import os
+import sys
 
 KECCAK_BACKEND_ENV = "ETH_HASH_BACKEND"
 FAST_KECCAK = "pysha3"
@@ -33,6 +36,31 @@ def use_fast_keccak() -> str:
     if KECCAK_BACKEND_ENV not in os.environ and importlib.util.find_spec("sha3") is not None:
         os.environ[KECCAK_BACKEND_ENV] = FAST_KECCAK
     return os.environ.get(KECCAK_BACKEND_ENV, "")
+
+
+SAFE_RECURSION_LIMIT = 1000
+"""CPython's own default: the depth at which ``json`` raises ``RecursionError``, well inside
+the C stack of any thread."""
+
+
+def limit_recursion() -> int:
+    """Set the interpreter's recursion limit back to ``SAFE_RECURSION_LIMIT`` if a module raised
+    it; the limit now.
+
+    py_ecc, which eth-account and web3 import, sets it to 100,000 at import. At that depth the
+    ``json`` module's C parser overflows a thread's stack on a deeply nested body (a node, the
+    Hyperliquid API or a webhook sending ``[[[[...``) and the process dies of a segmentation
+    fault instead of raising ``RecursionError``, which the clients turn into a malformed-reply
+    error. py_ecc is imported here first, so its import cannot raise the limit again later::
+
+        >>> limit_recursion() <= SAFE_RECURSION_LIMIT
+        True
+    """
+    if importlib.util.find_spec("py_ecc") is not None:
+        import py_ecc  # noqa: F401  (its import-time setrecursionlimit happens now, not later)
+    if sys.getrecursionlimit() > SAFE_RECURSION_LIMIT:
+        sys.setrecursionlimit(SAFE_RECURSION_LIMIT)
+    return sys.getrecursionlimit()
 
 
 def tune_gc(young: int) -> bool:

@@ -238,7 +238,7 @@ def load_json(request_type: str, body: bytes) -> Any:
     """
     try:
         return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         excerpt = body[:80].decode("utf-8", "replace")
         raise MalformedResponse(
             request_type, f"body is not JSON ({exc}); {len(body)} bytes: {excerpt!r}"

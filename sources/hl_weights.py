@@ -65,7 +65,7 @@ def items_in(body: bytes) -> int:
     """Rows in a response body: the length of a top-level JSON list, else 0."""
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return 0
     return len(payload) if isinstance(payload, list) else 0
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +63,8 @@ class OracleClient:
             self._reads.max_batch = evm.max_batch
             self._reads.timeout_s = evm.call_budget_s + evm.timeout_s  # the leader's call, and some
         self._time_lock = threading.Lock()
+        self._lock_wait_s = 60.0 if evm is None else evm.call_budget_s + evm.timeout_s
+        """The longest a caller waits for another's block read (its call, and some)."""
         self._time: tuple[float, int] | None = None
         self._block_times: dict[str, int] = {}
 
@@ -91,7 +95,7 @@ class OracleClient:
 
     def chain_time(self) -> int:
         """The latest block's timestamp: the time ``finalize`` is judged by."""
-        with self._time_lock:  # one caller asks; those arriving meanwhile take its answer
+        with self._block_reads():  # one caller asks; those arriving meanwhile take its answer
             if (
                 self._time is not None
                 and time.monotonic() - self._time[0] < self.chain_time_max_age_s
@@ -106,7 +110,7 @@ class OracleClient:
     def block_time(self, block_hash: str) -> int:
         """The timestamp of the block ``block_hash`` (a commit's ``commitTime``); remembered,
         since the commits of hundreds of markets share a block."""
-        with self._time_lock:
+        with self._block_reads():
             known = self._block_times.get(block_hash)
             if known is not None:
                 return known
@@ -117,6 +121,16 @@ class OracleClient:
             while len(self._block_times) > BLOCK_TIMES_KEPT:
                 del self._block_times[next(iter(self._block_times))]
             return block.timestamp
+
+    @contextmanager
+    def _block_reads(self) -> Iterator[None]:
+        """The block-read lock, waited for no longer than one call can take."""
+        if not self._time_lock.acquire(timeout=self._lock_wait_s):
+            raise TransientError(f"another block read has taken over {self._lock_wait_s:g} s")
+        try:
+            yield
+        finally:
+            self._time_lock.release()
 
     def _pending_batch(self, markets: list[str]) -> list[bytes | EvmError]:
         return self.evm.call_many(

@@ -40,6 +40,11 @@ from storage.errors import StorageError
 
 T = TypeVar("T")
 _UNSET: Any = object()
+WAIT_S = 120.0
+"""How long a writer waits for the leader's transaction (or ``exclusive`` for the leadership)
+before it gives up with a ``StorageError``: a commit that takes longer means a stalled disk.
+A write given up on may still commit afterwards; its caller treats it as failed, and an actor
+that crashes on it reloads what is durable when it restarts."""
 
 
 class Op(Generic[T]):
@@ -127,11 +132,18 @@ class GroupCommit:
     waiting, waking them all after every batch cost more than the writes).
     """
 
-    def __init__(self, commit_batch: Callable[[list[Op[Any]]], None], max_batch: int = 256):
+    def __init__(
+        self,
+        commit_batch: Callable[[list[Op[Any]]], None],
+        max_batch: int = 256,
+        wait_s: float = WAIT_S,
+    ):
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._commit_batch = commit_batch
         self.max_batch = max_batch
+        self.wait_s = wait_s
+        """The longest a caller waits for another's transaction (see ``WAIT_S``)."""
         self._queue: deque[_Group] = deque()
         self._lock = threading.Lock()
         self._free = threading.Condition(self._lock)
@@ -184,7 +196,8 @@ class GroupCommit:
         with self._lock:
             self._waiters += 1
             try:
-                self._free.wait_for(lambda: not self._leading)
+                if not self._free.wait_for(lambda: not self._leading, self.wait_s):
+                    raise StorageError(f"a write has not finished within {self.wait_s:g} s")
             finally:
                 self._waiters -= 1
             self._leading = True
@@ -207,7 +220,11 @@ class GroupCommit:
             self._leading = True
         if follow:
             try:
-                wake.wait()
+                if not wake.wait(self.wait_s):
+                    raise StorageError(
+                        f"no commit within {self.wait_s:g} s (a stalled disk?): this write may "
+                        "or may not be durable"
+                    )
             except BaseException:  # interrupted while waiting: withdraw, pass on a handed lead
                 with self._lock:
                     self._withdraw(mine)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from ops.process_tuning import limit_recursion
 from sources.evm import EvmClient, EvmError, RpcError, TransientError
 from tests.integration.scripted_node import Script
 
@@ -186,6 +187,7 @@ CASES: dict[str, tuple[Script, Callable[[EvmClient], Any], str]] = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_malformed_answer_is_a_clear_rpc_error(node: Callable[[Script], str], case: str) -> None:
+    limit_recursion()  # as Daemon.start does: a deeply nested reply then raises, not crashes
     script, use, says = CASES[case]
     with (
         EvmClient([node(script)], 31337, timeout_s=2.0, retries=0) as client,

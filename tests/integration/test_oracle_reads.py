@@ -88,3 +88,18 @@ def test_an_address_that_is_not_the_oracle_is_a_clear_rpc_error(
         oracle.dispute_window()
     with pytest.raises(EvmError):
         OracleClient(evm, deployment.factory).pending(market(1))
+
+
+def test_a_block_read_stuck_behind_another_gives_up_in_time(
+    deployment: Deployment, evm: EvmClient
+) -> None:
+    """Callers share one block read; one that would wait longer than a call can take (a node
+    trickling its answer past httpx's per-read timeout) fails as transient, not for ever."""
+    oracle = OracleClient(evm, deployment.oracle)
+    oracle._lock_wait_s = 0.1
+    with (
+        oracle._time_lock,  # another caller's read, stuck
+        pytest.raises(TransientError, match=r"another block read has taken over 0\.1 s"),
+    ):
+        oracle.chain_time()
+    assert oracle.chain_time() > 0  # and once it is done, reads go on

@@ -6,6 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ops.process_tuning import limit_recursion
+from sources.hl_models import MalformedResponse, load_json
 from sources.hl_weights import (
     ITEMS_PER_EXTRA_WEIGHT,
     base_weight,
@@ -86,3 +88,11 @@ def test_item_weight_is_monotone_and_exact(request_type: str, items: int) -> Non
     per = ITEMS_PER_EXTRA_WEIGHT[request_type]
     assert info_weight(request_type, items) == base_weight(request_type) + items // per
     assert info_weight(request_type, items + 1) >= info_weight(request_type, items)
+
+
+def test_a_body_nested_past_the_parser_is_counted_as_no_rows_and_is_malformed() -> None:
+    limit_recursion()  # as Daemon.start does
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert items_in(deep) == 0
+    with pytest.raises(MalformedResponse, match=r"^candleSnapshot: malformed response: body is"):
+        load_json("candleSnapshot", deep)

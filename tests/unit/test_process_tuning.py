@@ -90,6 +90,44 @@ def test_the_cli_process_hashes_with_pysha3() -> None:
     assert out.stdout.strip() == "eth_hash.backends.pysha3"
 
 
+DEEP_JSON_PROBE = """
+import json, sys, threading
+{prepare}
+import eth_account  # a keystore is read with it; it imports py_ecc
+print(sys.getrecursionlimit())
+def parse():
+    try:
+        json.loads(b"[" * 200_000 + b"]" * 200_000)
+    except RecursionError:
+        print("RecursionError")
+worker = threading.Thread(target=parse)  # as an actor's thread parses a node's reply
+worker.start()
+worker.join()
+"""
+
+
+@pytest.mark.parametrize("limited", [False, True])
+def test_a_deeply_nested_body_is_a_recursion_error_not_a_crash(limited: bool) -> None:
+    """Without ``limit_recursion`` (which ``Daemon.start`` calls), py_ecc's limit of 100,000
+    lets the json parser overflow a thread's stack: the process dies of SIGSEGV. With it, the
+    parser raises ``RecursionError``, which the clients report as a malformed reply."""
+    prepare = "from ops.process_tuning import limit_recursion; limit_recursion()" if limited else ""
+    out = subprocess.run(
+        [sys.executable, "-c", DEEP_JSON_PROBE.format(prepare=prepare)],
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if limited:
+        assert out.returncode == 0, out.stderr[-500:]
+        assert out.stdout.split() == ["1000", "RecursionError"]
+    else:  # the hazard the limit removes, shown
+        assert out.stdout.split()[:1] == ["100000"]
+        assert out.returncode == -11  # SIGSEGV
+
+
 @pytest.mark.parametrize("size", [0, 1, 31, 32, 33, 135, 136, 137, 1000, 100_000])
 def test_both_backends_hash_alike(size: int) -> None:
     data = bytes((n * 7 + size) % 256 for n in range(size))

@@ -141,6 +141,35 @@ def test_the_lead_passes_to_the_oldest_waiting_writer_who_takes_the_whole_queue(
 
 
 @pytest.mark.timeout(60)
+def test_a_stalled_commit_fails_its_waiters_in_time_and_the_group_goes_on() -> None:
+    """A leader stuck in its commit (a stalled disk) does not hang every other writer: after
+    ``wait_s`` they fail with a ``StorageError``, ``exclusive`` too; once the disk answers,
+    writes go through again."""
+    held, entered = threading.Event(), threading.Event()
+
+    def commit_batch(ops: list[Op[Any]]) -> None:
+        entered.set()
+        assert held.wait(WAIT)
+        for op in ops:
+            op.set_value(op.fn(None))
+            op.finish()
+
+    group = GroupCommit(commit_batch, wait_s=0.2)
+    stuck = threading.Thread(target=lambda: group.submit(lambda _: 0), daemon=True)
+    stuck.start()
+    assert entered.wait(WAIT)
+    with pytest.raises(StorageError, match=r"no commit within 0\.2 s"):
+        group.submit(lambda _: 1)
+    with pytest.raises(StorageError, match=r"has not finished within 0\.2 s"), group.exclusive():
+        pass
+    held.set()
+    stuck.join(WAIT)
+    assert not stuck.is_alive()
+    assert group.submit(lambda _: 2) == 2
+    assert group.queued == 0
+
+
+@pytest.mark.timeout(60)
 def test_exclusive_waits_for_a_lone_writer_and_is_woken_when_it_ends() -> None:
     """A lone writer leads without waking anyone; a waiting ``exclusive`` still gets the lead."""
     held, entered = threading.Event(), threading.Event()
