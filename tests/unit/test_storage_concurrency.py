@@ -140,12 +140,10 @@ def test_the_lead_passes_to_the_oldest_waiting_writer_who_takes_the_whole_queue(
     assert batches == [("w0", [0]), ("w1", [1, 2, 3])]
 
 
-@pytest.mark.timeout(60)
-def test_a_stalled_commit_fails_its_waiters_in_time_and_the_group_goes_on() -> None:
-    """A leader stuck in its commit (a stalled disk) does not hang every other writer: after
-    ``wait_s`` they fail with a ``StorageError``, ``exclusive`` too; once the disk answers,
-    writes go through again."""
-    held, entered = threading.Event(), threading.Event()
+def held_commit(
+    held: threading.Event, entered: threading.Event, done: Callable[[], None] = lambda: None
+) -> Callable[[list[Op[Any]]], None]:
+    """A committer that says it ``entered``, waits until ``held`` is set, then commits."""
 
     def commit_batch(ops: list[Op[Any]]) -> None:
         entered.set()
@@ -153,8 +151,18 @@ def test_a_stalled_commit_fails_its_waiters_in_time_and_the_group_goes_on() -> N
         for op in ops:
             op.set_value(op.fn(None))
             op.finish()
+        done()
 
-    group = GroupCommit(commit_batch, wait_s=0.2)
+    return commit_batch
+
+
+@pytest.mark.timeout(60)
+def test_a_stalled_commit_fails_its_waiters_in_time_and_the_group_goes_on() -> None:
+    """A leader stuck in its commit (a stalled disk) does not hang every other writer: after
+    ``wait_s`` they fail with a ``StorageError``, ``exclusive`` too; once the disk answers,
+    writes go through again."""
+    held, entered = threading.Event(), threading.Event()
+    group = GroupCommit(held_commit(held, entered), wait_s=0.2)
     stuck = threading.Thread(target=lambda: group.submit(lambda _: 0), daemon=True)
     stuck.start()
     assert entered.wait(WAIT)
@@ -174,16 +182,7 @@ def test_exclusive_waits_for_a_lone_writer_and_is_woken_when_it_ends() -> None:
     """A lone writer leads without waking anyone; a waiting ``exclusive`` still gets the lead."""
     held, entered = threading.Event(), threading.Event()
     order: list[str] = []
-
-    def commit_batch(ops: list[Op[Any]]) -> None:
-        entered.set()
-        assert held.wait(WAIT)
-        for op in ops:
-            op.set_value(op.fn(None))
-            op.finish()
-        order.append("write")
-
-    group = GroupCommit(commit_batch)
+    group = GroupCommit(held_commit(held, entered, lambda: order.append("write")))
     writer = threading.Thread(target=lambda: group.submit(lambda _: 1), daemon=True)
     writer.start()
     assert entered.wait(WAIT)
