@@ -457,7 +457,10 @@ class Scheduler(SupervisedActor):
                 self._save(job, state=JobState.PARKED, failure=failure, last_error=reason)
 
     def _halt(self, chain: str, reason: str | None) -> None:
-        """Halt ``chain`` for ``reason``, or lift its halt (None); durable before it counts."""
+        """Halt ``chain`` for ``reason`` (the first reason stays), or lift its halt (None);
+        durable before it counts."""
+        if reason is not None and chain in self.halted:
+            return
         halted = dict(self.halted)
         if reason is None:
             halted.pop(chain, None)

@@ -10,7 +10,7 @@ actor, a message that does not validate, a slow actor: each is a clear ``(False,
 exception out of ``run``. Messages given to ``ask``/``tell`` are dicts whose ``kind`` is one of
 ``protocol.codec.CODEC.kinds()`` that is an actor message; they are validated by its model.
 ``ask`` and ``tell`` send only ``OPERATOR_KINDS``: reads, nudges, the scheduler's operator
-commands (audited there), recovery and the supervisors' child commands. The messages actors
+commands (audited there), recovery, and stopping or restarting a supervisor's child. The messages actors
 send each other (a transaction to sign, data, a receipt, a resolver's report, a discovered
 market) are refused: from a prompt they would commit or finalize what no data proves. Every
 ``ask``, ``tell`` and ``inject`` is written to the audit log (``actor`` "repl") before it is
@@ -65,12 +65,12 @@ OPERATOR_KINDS = frozenset(
         "tick",
         "operator_command",
         "listener_recover",
-        "start_child",
         "stop_child",
         "restart_child",
     }
 )
-"""The message kinds ``ask`` and ``tell`` may send (see the module docstring)."""
+"""The message kinds ``ask`` and ``tell`` may send (see the module docstring). Not
+``start_child``: a second signer for a chain would be a second owner of its nonces."""
 MAX_ASK_TIMEOUT_S = 50.0
 """The longest ``ask(..., timeout_s=...)``: below the client's 60 s wait for an answer."""
 
