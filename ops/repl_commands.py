@@ -9,12 +9,12 @@ arguments), binds the arguments to the command's signature and runs it. A wrong 
 actor, a message that does not validate, a slow actor: each is a clear ``(False, text)``, never an
 exception out of ``run``. Messages given to ``ask``/``tell`` are dicts whose ``kind`` is one of
 ``protocol.codec.CODEC.kinds()`` that is an actor message; they are validated by its model.
-``ask`` and ``tell`` send only ``OPERATOR_KINDS``: reads, nudges, the scheduler's operator
-commands (audited there), recovery, and stopping or restarting a supervisor's child. The messages actors
-send each other (a transaction to sign, data, a receipt, a resolver's report, a discovered
-market) are refused: from a prompt they would commit or finalize what no data proves. Every
-``ask``, ``tell`` and ``inject`` is written to the audit log (``actor`` "repl") before it is
-sent. An actor crashes on a message it has no handler for (and its supervisor restarts it).
+``ask`` and ``tell`` send only ``OPERATOR_KINDS``: reads, nudges, the scheduler's operator commands
+(audited there), recovery, and stopping or restarting a supervisor's child. The messages actors send
+each other (a transaction to sign, data, a receipt, a resolver's report, a discovered market) are
+refused: from a prompt they would commit or finalize what no data proves. Every ``ask``, ``tell``
+and ``inject`` is written to the audit log (``actor`` "repl") before it is sent. An actor crashes on
+a message it has no handler for (and its supervisor restarts it).
 """
 
 from __future__ import annotations
