@@ -54,6 +54,7 @@ from eth_utils.crypto import keccak
 
 from protocol.messages import FailureClass
 from protocol.spec import checksum_address
+from sources.bounded_post import bounded_post
 
 T = TypeVar("T")
 BlockId = int | str
@@ -544,19 +545,19 @@ class EvmClient:
         with self._lock:
             node.calls += 1
         try:
-            resp = self._http.post(node.url, json=body)
+            resp = bounded_post(self._http, node.url, deadline_s=self.timeout_s, json=body)
         except httpx.TimeoutException as exc:
             timeout = TransientError(f"{node.label}: timeout after {self.timeout_s}s")
             raise _NodeFailure(timeout) from exc
         except httpx.HTTPError as exc:
             raise _NodeFailure(TransientError(f"{node.label}: {type(exc).__name__}")) from exc
-        status = resp.status_code
+        status = resp.status
         if status in (401, 403, 404, 405):
             raise _NodeFailure(ConfigurationError(f"{node.label}: HTTP {status}"))
         if status >= 500 or status in (408, 429):
             raise _NodeFailure(TransientError(f"{node.label}: HTTP {status}"))
         try:
-            data = json.loads(resp.content)
+            data = json.loads(resp.body)
         except (ValueError, RecursionError):
             data = None
         if not isinstance(data, dict | list):  # a 4xx may still carry a JSON-RPC error: use it

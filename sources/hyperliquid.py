@@ -29,6 +29,7 @@ import httpx
 from pydantic import TypeAdapter
 
 from protocol.hyperliquid import PAGE_CAPS, InfoRequest, RawResponse
+from sources.bounded_post import bounded_post
 from sources.hl_models import (
     ALL_MIDS,
     CANDLES,
@@ -117,8 +118,11 @@ class HyperliquidClient:
         self._monotonic = monotonic
         self._clock_ms = clock_ms
         self._rng = rng or random.Random()
+        phases = timeouts or Timeouts()
+        self._deadline_s = phases.connect_s + phases.write_s + phases.read_s
+        """One attempt's whole answer (``bounded_post``): its phases' timeouts end to end."""
         self._http = httpx.Client(
-            timeout=(timeouts or Timeouts()).to_httpx(),
+            timeout=phases.to_httpx(),
             transport=transport,
             headers={"Content-Type": "application/json", **(headers or {})},
             follow_redirects=False,
@@ -175,7 +179,9 @@ class HyperliquidClient:
             retry_after: float | None = None
             weight = 0
             try:
-                resp = self._http.post(self.url, content=content)
+                resp = bounded_post(
+                    self._http, self.url, deadline_s=self._deadline_s, content=content
+                )
             except _TRANSIENT as exc:
                 outcome, failure = "error", f"{type(exc).__name__}: {exc}"
             except httpx.DecodingError as exc:
@@ -185,7 +191,7 @@ class HyperliquidClient:
                 self.stats.record(rtype, "error", weight=0)
                 raise PermanentSourceError(rtype, f"request failed: {exc!r}") from None
             else:
-                status, body = resp.status_code, resp.content
+                status, body = resp.status, resp.body
                 outcome, weight = str(status), response_weight(rtype, status, body)
                 if 200 <= status < 300:
                     self.stats.record(rtype, outcome, weight=weight)
