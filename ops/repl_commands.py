@@ -9,12 +9,12 @@ arguments), binds the arguments to the command's signature and runs it. A wrong 
 actor, a message that does not validate, a slow actor: each is a clear ``(False, text)``, never an
 exception out of ``run``. Messages given to ``ask``/``tell`` are dicts whose ``kind`` is one of
 ``protocol.codec.CODEC.kinds()`` that is an actor message; they are validated by its model.
-``ask`` and ``tell`` send only ``OPERATOR_KINDS``: reads, nudges, the scheduler's operator commands
-(audited there), recovery, and stopping or restarting a supervisor's child. The messages actors send
-each other (a transaction to sign, data, a receipt, a resolver's report, a discovered market) are
-refused: from a prompt they would commit or finalize what no data proves. Every ``ask``, ``tell``
-and ``inject`` is written to the audit log (``actor`` "repl") before it is sent. An actor crashes on
-a message it has no handler for (and its supervisor restarts it).
+``ask`` and ``tell`` send only ``OPERATOR_KINDS``: reads, the scheduler's operator commands (audited
+there) and recovery. The messages actors send each other (a transaction to sign, data, a receipt, a
+resolver's report, a discovered market, a tick) are refused: from a prompt they would commit or
+finalize what no data proves, or start a second timer loop. Every ``ask``, ``tell`` and ``inject``
+is written to the audit log (``actor`` "repl") before it is sent. An actor crashes on a message it
+has no handler for (and its supervisor restarts it).
 """
 
 from __future__ import annotations
@@ -57,20 +57,11 @@ COMMANDS = {
 """Name -> (usage, what it does)."""
 log = logging.getLogger(__name__)
 MAX_LIMIT = 10_000
-OPERATOR_KINDS = frozenset(
-    {
-        "get_state",
-        "which_children",
-        "check_children",
-        "tick",
-        "operator_command",
-        "listener_recover",
-        "stop_child",
-        "restart_child",
-    }
-)
-"""The message kinds ``ask`` and ``tell`` may send (see the module docstring). Not
-``start_child``: a second signer for a chain would be a second owner of its nonces."""
+OPERATOR_KINDS = frozenset({"get_state", "which_children", "operator_command", "listener_recover"})
+"""The message kinds ``ask`` and ``tell`` may send (see the module docstring). Not the ticks
+(each actor re-arms its own: one told from here would start a second loop, for good), nor the
+supervisors' child commands (a second signer for a chain would own the same nonces; a stopped
+child is forgotten)."""
 MAX_ASK_TIMEOUT_S = 50.0
 """The longest ``ask(..., timeout_s=...)``: below the client's 60 s wait for an answer."""
 
@@ -299,8 +290,8 @@ class Commands:
         known = CODEC.kinds().get(kind)
         if model is None and isinstance(known, type) and issubclass(known, Message):
             raise ReplError(
-                f"{kind!r} is a message between actors, not for the REPL (it could commit or "
-                "finalize what no data proves); kinds() lists what may be sent"
+                f"{kind!r} is a message between actors, not for the REPL (it could commit what "
+                "no data proves, or start a second timer loop); kinds() lists what may be sent"
             )
         if model is None:
             raise ReplError(f"unknown message kind {kind!r}; kinds() lists them")

@@ -12,7 +12,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from devnet.scenario import REPLAY_NOW, default_specs, generated_specs
 from protocol.evaluation import evaluate, next_page, plan
 from protocol.spec import MarketKey, MarketSpec
 from sources.hyperliquid import HyperliquidClient
+from supervision import wait_for
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(900), pytest.mark.xdist_group("chaos")]
 
@@ -102,13 +102,23 @@ def test_sigkill_at_random_points_loses_nothing_and_commits_once(tmp_path: Path)
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(timeout=10)
             proc = start_daemon(config, log)
-            deadline = time.monotonic() + 300
-            while time.monotonic() < deadline:
+            running = proc
+
+            def settled() -> str | None:
+                """ "finalized" once every market is, on chain; "exited" if the daemon died."""
+                if running.poll() is not None:
+                    return "exited"
                 held = net.outcomes(keys)
-                if len(held) == len(keys) and all(f for _, _, f in held.values()):
-                    break
-                assert proc.poll() is None, log.read_text()[-2000:]
-                time.sleep(1)  # polling the chain from outside the daemon
+                done = len(held) == len(keys) and all(f for _, _, f in held.values())
+                return "finalized" if done else None
+
+            try:  # polling the chain from outside the daemon
+                outcome = wait_for(settled, timeout=300, interval=1)
+            except TimeoutError as exc:
+                raise AssertionError(
+                    f"{exc}; the daemon's log: {log.read_text()[-2000:]}"
+                ) from None
+            assert outcome == "finalized", log.read_text()[-2000:]
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=60) == 0, log.read_text()[-2000:]
         finally:

@@ -23,6 +23,7 @@ import pytest
 from devnet.anvil import REPO_ROOT, Anvil, pid_alive
 from devnet.keys import RESOLVER
 from storage import Store
+from supervision import wait_for
 from tests.integration.test_signer_harness import (
     assert_gapless,
     signer_txs,
@@ -143,10 +144,7 @@ def test_kill_between_broadcast_and_receipt(
     anvil.set_automine(False)
     first = signer_process(anvil.rpc_url, "--confirmations", "1")
     first.wait_event("started")
-    deadline = time.monotonic() + 30
-    while txpool_pending(anvil.rpc_url) < INTENTS:  # polling the node, not an actor
-        assert time.monotonic() < deadline, "the signer never broadcast"
-        time.sleep(0.02)
+    wait_for(lambda: txpool_pending(anvil.rpc_url) >= INTENTS, timeout=30, interval=0.02)
     first.kill()
     anvil.mine(1)  # everything it sent is mined while it is dead
     assert anvil.block_number() == 1

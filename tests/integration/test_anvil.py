@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import pytest
@@ -10,6 +9,7 @@ import pytest
 from devnet import anvil as anvil_module
 from devnet.anvil import Anvil, AnvilError, pid_alive
 from devnet.keys import DEPLOYER, DEV_ACCOUNTS, DEV_MNEMONIC, RESOLVER
+from supervision import wait_for
 
 pytest_plugins = ["tests.integration.chain_fixtures"]
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
@@ -23,10 +23,7 @@ def transfer(anvil: Anvil, wei: int = 1) -> str:
 
 def mined(anvil: Anvil, tx_hash: str) -> str:
     """Wait for ``tx_hash`` to be mined (automine is asynchronous under load)."""
-    deadline = time.monotonic() + 10
-    while anvil.rpc("eth_getTransactionReceipt", tx_hash) is None:
-        assert time.monotonic() < deadline, f"{tx_hash} not mined within 10 s"
-        time.sleep(0.01)  # polling the node for the receipt
+    wait_for(lambda: anvil.rpc("eth_getTransactionReceipt", tx_hash), timeout=10, interval=0.01)
     return tx_hash
 
 

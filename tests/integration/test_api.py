@@ -461,10 +461,12 @@ def test_http_server_binds_loopback_and_stops(tmp_path: Path) -> None:
 
         server = HttpServer(FastAPI())
         url = server.start()
-        taken = HttpServer(FastAPI(), port=server.port)
-        with pytest.raises(OSError):
-            taken.start()
-        server.stop()
+        try:
+            taken = HttpServer(FastAPI(), port=server.port)
+            with pytest.raises(OSError):
+                taken.start()
+        finally:
+            server.stop()
         assert not server.running
         with pytest.raises(httpx.ConnectError):
             httpx.get(url + "/openapi.json", timeout=2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import queue
 import random
 import signal
 import socket
@@ -403,15 +404,20 @@ def test_refuses_to_listen_on_every_interface() -> None:
     assert sim_main(["--host", "0.0.0.0"]) == 2
 
 
-def test_runs_as_a_subprocess_until_sigterm() -> None:
+def test_runs_as_a_subprocess_until_sigterm(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "devnet.hl_sim", "--data", str(cassettes_dir()), "--port", "0"]
     cmd += ["--generate", "BTC", "--seed", "3", "--fault-seed", "1"]
+    stderr = (tmp_path / "stderr").open("w")  # a file: a full pipe would block the simulator
     proc = subprocess.Popen(
-        cmd, cwd=Path(REPO_ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        cmd, cwd=Path(REPO_ROOT), stdout=subprocess.PIPE, stderr=stderr, text=True
     )
+    lines: queue.Queue[str] = queue.Queue()
     try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
+        out = proc.stdout
+        assert out is not None
+        reader = threading.Thread(target=lambda: lines.put(out.readline()), daemon=True)
+        reader.start()
+        url = lines.get(timeout=30).strip()  # its first line says where it listens
         assert url.startswith("http://127.0.0.1:")
         with make_client(url) as hl:
             mids = hl.all_mids()
@@ -424,4 +430,5 @@ def test_runs_as_a_subprocess_until_sigterm() -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+            proc.wait(timeout=10)
+        stderr.close()

@@ -164,7 +164,7 @@ def test_a_person_at_the_prompt(
     assert "error: syntax error" in terminal.command("state(")
     assert "error: unknown command 'open'" in terminal.command('open("/etc/passwd")')
     assert "field bogus: Extra inputs are not permitted" in terminal.command(
-        'tell("scheduler", {"kind": "tick", "now": 1, "bogus": 2})'
+        'tell("scheduler", {"kind": "get_state", "bogus": 2})'
     )
     assert "unknown message kind 'nope'" in terminal.command('ask("scheduler", {"kind": "nope"})')
     assert "fault rule added" in terminal.command(

@@ -272,6 +272,7 @@ def txpool_pending(url: str) -> int:
 # --- the harness's own checks ----------------------------------------------------------------
 
 
+@pytest.mark.timeout(30)
 def test_commit_intents_are_distinct_and_deterministic() -> None:
     oracle = "0x" + "ab" * 20
     first, again = commit_intents(oracle, 5), commit_intents(oracle, 5)
@@ -281,6 +282,7 @@ def test_commit_intents_are_distinct_and_deterministic() -> None:
 
 
 @pytest.mark.parametrize("count", [0, 3])
+@pytest.mark.timeout(30)
 def test_assert_gapless(count: int) -> None:
     assert_gapless([(n, "0x", 1) for n in range(count)], count)
     with pytest.raises(AssertionError):

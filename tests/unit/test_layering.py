@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.timeout(30)
 REPO = Path(__file__).resolve().parents[2]
 LAYERS = ("protocol", "storage", "supervision", "sources", "actors", "ops", "runner")
 TOOLING = ("devnet", "bench", "tests")

@@ -130,7 +130,10 @@ def test_actors_and_state_are_redacted(live: tuple[Runtime, Store, Commands]) ->
 
 def test_messages_are_validated_by_their_model(live: tuple[Runtime, Store, Commands]) -> None:
     _, _, commands = live
-    assert "told scheduler: tick" in ok(commands, 'tell("scheduler", {"kind": "tick", "now": 0})')
+    assert "told scheduler: get_state" in ok(commands, 'tell("scheduler", {"kind": "get_state"})')
+    assert "a second timer loop" in refused(
+        commands, 'tell("scheduler", {"kind": "tick", "now": 0})'
+    )
     assert '"jobs"' in ok(commands, 'ask("scheduler", {"kind": "get_state"})')
     assert "unknown message kind 'job'" in refused(
         commands, 'ask("scheduler", {"kind": "job"})'
@@ -155,7 +158,7 @@ def test_messages_are_validated_by_their_model(live: tuple[Runtime, Store, Comma
         assert "timeout_s" in refused(
             commands, f'ask("scheduler", {{"kind": "get_state"}}, timeout_s={wrong})'
         )
-    assert "no actor named 'nobody'" in refused(commands, 'tell("nobody", {"kind": "tick"})')
+    assert "no actor named 'nobody'" in refused(commands, 'tell("nobody", {"kind": "get_state"})')
 
 
 @pytest.mark.parametrize(
@@ -185,9 +188,9 @@ def test_messages_between_actors_are_refused(
 def test_every_ask_tell_and_inject_is_audited_first(live: tuple[Runtime, Store, Commands]) -> None:
     _, store, commands = live
     ok(commands, 'ask("scheduler", {"kind": "get_state"})')
-    ok(commands, 'tell("scheduler", {"kind": "tick", "now": 0})')
+    ok(commands, 'tell("scheduler", {"kind": "get_state"})')
     ok(commands, 'inject({"actor": "signer:dev", "message": "get_state", "action": "drop"})')
-    refused(commands, 'tell("nobody", {"kind": "tick", "now": 0})')  # no such actor: not sent
+    refused(commands, 'tell("nobody", {"kind": "get_state"})')  # no such actor: not sent
     entries = [e for _, e in store.items("audit", expect=AuditEntry) if e.actor == "repl"]
     assert [(e.action, e.subject) for e in entries] == [
         ("repl_ask", "scheduler"),

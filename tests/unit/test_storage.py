@@ -486,6 +486,7 @@ def test_open_arguments_are_checked(tmp_path: Path) -> None:
         Store.open(tmp_path, map_size=2 << 20, max_map_size=1 << 20)
 
 
+@pytest.mark.timeout(30)
 def test_raw_values_answer_each_key_in_order_across_read_batches(tmp_path: Path) -> None:
     with Store.open(tmp_path) as store:
         store.write(

@@ -14,6 +14,7 @@ from protocol.records import AuditEntry, Cursor
 from storage import Gate, StorageError, Store, StoreFullError, Txn
 from storage.errors import StoredValueError
 from storage.group_commit import GroupCommit, Op
+from supervision import wait_for
 
 WAIT = 20.0  # generous bound on every wait; a healthy run takes milliseconds
 
@@ -193,7 +194,7 @@ def test_exclusive_waits_for_a_lone_writer_and_is_woken_when_it_ends() -> None:
 
     closer = threading.Thread(target=close, daemon=True)
     closer.start()
-    closer.join(0.2)
+    wait_for(lambda: group._waiters == 1, timeout=WAIT)  # waiting for the lead, in exclusive()
     assert closer.is_alive() and order == []  # held behind the writer's batch
     held.set()
     for thread in (writer, closer):

@@ -116,8 +116,8 @@ def test_a_child_slower_than_its_start_timeout_delays_its_siblings_but_does_not_
 ) -> None:
     slow = worker("a", slow_start_s=2.0).model_copy(update={"start_timeout_s": 0.1})
     with tree(slow, worker("b")) as rt:
-        assert rt.ask("b", Ping(), timeout=1.5) == 1  # answered while a is still starting
-        assert [e[1] for e in events(rt) if e[0] == "start"] == ["b"]
+        assert rt.ask("b", Ping(), timeout=10) == 1
+        assert [e[1] for e in events(rt) if e[0] == "start"] == ["b"]  # a is still starting
         assert "a still starting after 0.1s" in caplog.text
         rt.wait_for(lambda: incarnations(rt, "a") == (1,), timeout=5)
 
