@@ -26,12 +26,13 @@ pending, or done within ``watch_blocks``: the intent index, ``storage.indexes``)
 attempts from LMDB; check the node's chain id; compare the durable nonce counter with the
 chain's latest and pending nonces (higher means the key was used outside the runner: counted,
 audited, counter resynced); re-broadcast every PENDING intent. A key other than the counter's
-(a rotation) with intents of the old key in flight DRAINS them first: they are followed to their
-receipts under the old address, sent again as they are but never bumped, while new intents wait
-QUEUED; then the new key gets its own counter (audited ``signer_key_changed``). Attempts are
-stored by nonce and seq, without the address: after a rotation the new key's attempts may take
-the keys of old, finished ones (their intents keep their inclusion), and an old attempt found
-at a nonce is told apart by its receipt's sender. A ``ConfigurationError`` (a node on another
+(a rotation) with intents of the old key in flight or within the reorg watch DRAINS them first:
+they are followed under the old address to their receipts and ``watch_blocks`` past them, sent
+again as they are but never bumped, while new intents wait QUEUED; then the new key gets its own
+counter (audited ``signer_key_changed``). Attempts are stored by nonce and seq, without the
+address: after a rotation the new key's attempts may take the keys of old attempts deeper than
+any reorg the signer watches (their intents keep their inclusion), and an old attempt found at a
+nonce is told apart by its receipt's sender. A ``ConfigurationError`` (a node on another
 chain) HALTS the signer: nothing is signed or sent, intents are still accepted and
 persisted, and the error is in the snapshot. Transient RPC errors are counted and retried on
 the next tick with a bounded backoff; they never crash the actor.
@@ -143,9 +144,10 @@ class Phase(StrEnum):
     """Started; the nonce counter is not yet reconciled with the chain. Nothing is signed."""
     RUNNING = "running"
     DRAINING = "draining"
-    """The key changed while intents signed with the old one were in flight: those are followed
-    to their receipts under the old address (sent again as they are, never bumped: the old key
-    is gone); new intents wait QUEUED. With none left in flight, the new key takes over."""
+    """The key changed while intents signed with the old one were in flight or within the reorg
+    watch: those are followed under the old address (sent again as they are, never bumped: the
+    old key is gone) until they are confirmed and ``watch_blocks`` deep; new intents wait
+    QUEUED. With none of them left, the new key takes over."""
     HALTED = "halted"
     """A configuration error (a node on another chain): nothing is sent until it clears."""
 
@@ -303,10 +305,13 @@ class Signer(SupervisedActor):
             )
         known = self.nonces
         if known is not None and known.address != self.address:
-            in_flight = sum(1 for lv in self.live.values() if lv.attempts)
-            if in_flight:
+            # the old key's intents in flight, and those done but still within the reorg
+            # watch (a reorg would put them back in flight, and only the old key's nonces
+            # and receipts can settle them)
+            old = sum(1 for lv in self.live.values() if lv.attempts) + len(self.watch)
+            if old:
                 self._check_external(*self._nonce_counts(known.address))
-                self._drain(known.address, in_flight)
+                self._drain(known.address, old)
                 return
         latest, pending = self._nonce_counts(self.address)
         if known is None or known.address != self.address:
@@ -334,20 +339,22 @@ class Signer(SupervisedActor):
         if self.queue or self.inbox:
             self._schedule_flush()
 
-    def _drain(self, old_address: str, in_flight: int) -> None:
-        """Enter (or stay in) DRAINING: the old key's intents in flight are followed to their
-        receipts; nothing new is signed until none is left (``_sync`` checks each tick)."""
+    def _drain(self, old_address: str, old: int) -> None:
+        """Enter (or stay in) DRAINING: the old key's intents are followed to their receipts
+        and past the reorg watch; nothing new is signed until none is left (``_sync`` checks
+        each tick)."""
         if self.phase is Phase.DRAINING:
             return
         log.warning(
             "%s: the signing key changed from %s to %s with %d intents of the old key in "
-            "flight: following them to their receipts before the new key signs",
+            "flight or within %d blocks: following them before the new key signs",
             self.name,
             old_address,
             self.address,
-            in_flight,
+            old,
+            self.watch_blocks,
         )
-        detail = {"old_address": old_address, "address": self.address, "in_flight": in_flight}
+        detail = {"old_address": old_address, "address": self.address, "old_intents": old}
         self._write([], self._audit("signer_key_draining", detail=detail))
         self.phase, self.halted = Phase.DRAINING, ""
         self.actor_ref.tell(Broadcast())

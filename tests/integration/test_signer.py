@@ -295,8 +295,9 @@ def test_a_new_key_drains_the_old_keys_intents_before_it_signs(
     anvil: Anvil, evm: EvmClient, tmp_path: Path
 ) -> None:
     """Key rotation (operations.md): restarted on a new key while three transactions of the
-    old key wait in the pool, the signer follows them to their receipts, holds new intents
-    QUEUED meanwhile, then signs those with the new key from its own nonce 0."""
+    old key wait in the pool, the signer follows them to their receipts and past the reorg
+    watch (a reorg would need the old key's nonces to settle them), holds new intents QUEUED
+    meanwhile, then signs those with the new key from its own nonce 0."""
     new_key = SigningKey.from_hex(DEV_ACCOUNTS[5].private_key)
     anvil.set_automine(False)
     old, new = transfer_intents(3), transfer_intents(2, start=3)
@@ -318,6 +319,10 @@ def test_a_new_key_drains_the_old_keys_intents_before_it_signs(
             rt.wait_for(lambda: rt.state(SIGNER)["head"] >= head + 4, timeout=10)
             assert txpool_pending(anvil.rpc_url) == 0  # the new key signed nothing while draining
             rt.wait_for(lambda: replies.confirmed_count() == 3, timeout=20)
+            mined_at = rt.state(SIGNER)["head"]
+            assert rt.state(SIGNER)["phase"] == "draining"  # confirmed, still within the watch
+            anvil.mine(64)
+            rt.wait_for(lambda: rt.state(SIGNER)["head"] >= mined_at + 64, timeout=10)
             rt.wait_for(lambda: rt.state(SIGNER)["phase"] == "running", timeout=10)
             anvil.set_automine(True)
             anvil.mine(1)
