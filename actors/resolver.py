@@ -134,14 +134,24 @@ class Resolver(SupervisedActor):
         self.unreported = self.res.stage is Stage.COMMITTED
         """At COMMITTED and not yet told the scheduler (``_before_finalize`` tells it; a
         restarted resolver tells it again, which the scheduler takes as the same news)."""
-        spec = self.store.get_lenient("markets", self.key.db_key(), MarketSpec)
-        if spec is None:  # no restart can mend it: the dead-letter queue says why
-            self._fail(FailureClass.PERMANENT, f"no readable spec stored for {self.key}")
-            return
-        self.spec = spec
+        self.stored_spec = self.store.get_lenient("markets", self.key.db_key(), MarketSpec)
+        """Needed only to observe (DUE): past it, commit and finalize go on without it."""
         if self.res.stage is Stage.OBSERVED and self._override_changed():
             self.res = self.res.model_copy(update={"stage": Stage.DUE})  # observe it again
+        if self.stored_spec is None and self.res.stage is Stage.DUE:
+            reason = (
+                f"no readable spec stored for {self.key} (listener_recover writes it again "
+                "from the factory; then retry)"
+            )
+            self._fail(FailureClass.PERMANENT, reason)
+            return
         self.actor_ref.tell(Step(stage=self.res.stage))
+
+    @property
+    def spec(self) -> MarketSpec:
+        if self.stored_spec is None:  # a stage past DUE went back to it: retried, reported
+            raise LookupError(f"no readable spec stored for {self.key}")
+        return self.stored_spec
 
     def _override_changed(self) -> bool:
         """The operator set an override since this observation was made."""

@@ -58,10 +58,10 @@ from protocol.messages import (
     Tick,
 )
 from protocol.records import HALTED_CHAINS_KEY, AuditEntry, HaltedChains, Job, JobState
-from protocol.spec import MarketKey
+from protocol.spec import MarketKey, MarketSpec
 from protocol.supervision import ChildSpec, RestartType
 from storage import Store, StoredValueError, Txn
-from storage.indexes import JOBS, UNREADABLE
+from storage.indexes import JOBS
 from supervision import SupervisedActor
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,10 @@ class Scheduler(SupervisedActor):
         heapq.heapify(self.heap)
         halted = self.store.get_lenient("meta", HALTED_CHAINS_KEY, HaltedChains)
         self.halted = dict(halted.reasons) if halted is not None else {}
+        if self.halted and not self.counts.get(JobState.PARKED.value):
+            # the parked markets that halted them were cancelled (or the chain's are gone)
+            for chain in list(self.halted):
+                self._halt(chain, None)
         for chain, reason in self.halted.items():
             log.error(
                 "chain %s stays halted (a retry of one of its markets lifts it): %s", chain, reason
@@ -253,7 +257,8 @@ class Scheduler(SupervisedActor):
         """Store every new market of ``batch`` and its job in one durable transaction."""
         due_of = {found.key: found.spec.window.t_end + self.settle_delay_s for found in batch}
 
-        replaced: list[MarketKey] = []
+        replaced: list[str] = []
+        """The index's state of each unreadable job written over (its count moves with it)."""
 
         def add(txn: Txn) -> list[Job]:
             added: dict[MarketKey, Job] = {}
@@ -264,10 +269,11 @@ class Scheduler(SupervisedActor):
                     continue
                 try:
                     if txn.get("jobs", key.db_key(), Job) is not None:
+                        self._mend_spec(txn, found)
                         continue
                 except StoredValueError as exc:  # written over: its resolver's checkpoint
                     self.store.report_bad_value(exc)  # still holds the market's progress
-                    replaced.append(key)
+                    replaced.append(JOBS.stored_state(txn, key.db_key()))
                 job = Job(key=key, due_at=due_of[key], next_attempt_at=due_of[key])
                 txn.put("markets", key.db_key(), found.spec)
                 JOBS.put_many(txn, [(key.db_key(), job)])
@@ -278,8 +284,8 @@ class Scheduler(SupervisedActor):
             return list(added.values())
 
         added = self.store.write(add)
-        if replaced:
-            self.counts[UNREADABLE] = self.counts.get(UNREADABLE, 0) - len(replaced)
+        for state in replaced:
+            self.counts[state] = self.counts.get(state, 0) - 1
         self._remember(added)
         for job in added:
             self._count(JobState.WAITING, +1)
@@ -436,7 +442,10 @@ class Scheduler(SupervisedActor):
         match failure:
             case FailureClass.TRANSIENT:
                 since = job.first_attempt_at if job.first_attempt_at is not None else job.due_at
-                if job.attempts >= self.max_attempts or now - since > self.max_age_s:
+                # a committed market only waits to be finalized, however long its dispute
+                # window: the age limit is not for it (its attempts are not counted either)
+                too_old = now - since > self.max_age_s and job.stage != COMMITTED_STAGE
+                if job.attempts >= self.max_attempts or too_old:
                     spent = f"retry budget spent after {job.attempts} attempts: {reason}"
                     self._save(job, state=JobState.DEAD, failure=failure, last_error=spent)
                     return
@@ -456,6 +465,17 @@ class Scheduler(SupervisedActor):
                 self._halt(key.chain, reason)
                 self._save(job, state=JobState.PARKED, failure=failure, last_error=reason)
 
+    def _mend_spec(self, txn: Txn, found: MarketDiscovered) -> None:
+        """A known market found again (``listener_recover``, a rescan): its spec is written
+        again if the stored one is missing or does not decode (reported)."""
+        try:
+            if txn.get("markets", found.key.db_key(), MarketSpec) is not None:
+                return
+        except StoredValueError as exc:
+            self.store.report_bad_value(exc)
+        txn.put("markets", found.key.db_key(), found.spec)
+        log.warning("%s: the spec of %s is written again from its discovery", self.name, found.key)
+
     def _halt(self, chain: str, reason: str | None) -> None:
         """Halt ``chain`` for ``reason`` (the first reason stays), or lift its halt (None);
         durable before it counts."""
@@ -464,7 +484,7 @@ class Scheduler(SupervisedActor):
         halted = dict(self.halted)
         if reason is None:
             halted.pop(chain, None)
-            log.warning("chain %s resumed by a retry", chain)
+            log.warning("chain %s resumed (a retry or cancel of its parked market)", chain)
         else:
             halted[chain] = reason
             log.error("chain %s halted: %s", chain, reason)
@@ -485,7 +505,10 @@ class Scheduler(SupervisedActor):
         if cmd.action is OperatorAction.CANCEL and str(cmd.key) in self.running:
             self.registry.ask(self.resolvers, StopChild(child_id=resolver_name(cmd.key)), 10.0)
             self.running.discard(str(cmd.key))
-        if cmd.action is OperatorAction.RETRY and cmd.key.chain in self.halted:
+        lifts = cmd.action is OperatorAction.RETRY or (
+            cmd.action is OperatorAction.CANCEL and job.state is JobState.PARKED
+        )
+        if lifts and cmd.key.chain in self.halted:
             self._halt(cmd.key.chain, None)
         entry = self._audit(
             cmd.action.value,

@@ -430,27 +430,59 @@ class Signer(SupervisedActor):
                 "txs", intent_key(self.chain, intent_id), TxIntent
             )
         except StoredValueError as exc:
-            # what became of it cannot be known: no guess, and no second transaction for it
             self.store.report_bad_value(exc)
-            reason = f"{self.name} cannot read its stored record of this intent: {exc}"
-            self.registry.tell(
-                msg.reply_to, TxFailed(intent_id=intent_id, reason=reason, permanent=True)
-            )
-            return
+            if self._rebuilt(msg):
+                return  # followed again from its signed attempts
+            done = None  # never signed: accepted as new, its record written again
         if done is not None:
             self._reply(done.model_copy(update={"reply_to": msg.reply_to}))
             return
-        # built without re-validation: every field comes from the validated SubmitTx
-        self.inbox[intent_id] = TxIntent.model_construct(
-            intent_id=intent_id,
+        self.inbox[intent_id] = self._intent_of(msg)
+        self._schedule_flush()
+
+    def _intent_of(self, msg: SubmitTx, **fields: Any) -> TxIntent:
+        """The intent ``msg`` asks for (QUEUED unless ``fields`` say otherwise), built without
+        re-validation: every field comes from the validated SubmitTx or from the signer."""
+        return TxIntent.model_construct(
+            intent_id=msg.intent_id,
             chain=self.chain,
             to=msg.to,
             data=msg.data,
             value=msg.value,
             reply_to=msg.reply_to,
             created_at=self.clock.now(),
+            **fields,
         )
-        self._schedule_flush()
+
+    def _rebuilt(self, msg: SubmitTx) -> bool:
+        """An intent whose record does not decode: if attempts were signed for it (a scan of
+        this chain's attempts: a rare path), it is PENDING again at the newest one's nonce and
+        followed to its receipt, so it is never signed twice. False if none was signed."""
+        attempts = [
+            a
+            for _, a in self.store.items("txs", attempts_prefix(self.chain), expect=TxAttempt)
+            if a.intent_id == msg.intent_id
+        ]
+        if not attempts:
+            return False
+        nonce = max(a.nonce for a in attempts)
+        intent = self._intent_of(msg, state=IntentState.PENDING, nonce=nonce)
+        detail = {"nonce": nonce, "attempts": len(attempts)}
+        self._write(
+            [(intent_key(self.chain, intent.intent_id), intent)],
+            self._audit("intent_record_rebuilt", intent.intent_id, detail),
+        )
+        ours = sorted((a for a in attempts if a.nonce == nonce), key=lambda a: a.seq)
+        self.live[intent.intent_id] = _Live(intent, ours)
+        log.warning(
+            "%s: the record of %s did not decode; rebuilt as PENDING at nonce %d from its %d "
+            "stored attempts",
+            self.name,
+            intent.intent_id,
+            nonce,
+            len(ours),
+        )
+        return True
 
     def _schedule_flush(self) -> None:
         if not self.flush_pending:

@@ -138,6 +138,13 @@ class StateIndex:
             return False
         return next(iter(store.raw_items(self.db, self.prefix)), None) is not None
 
+    def stored_state(self, txn: Txn, key: bytes) -> str:
+        """The state the index counts for the record at ``key`` as stored now (``UNREADABLE``
+        for one that does not decode): what a caller keeping its own counts moves when it
+        writes over it."""
+        fields = self._stored_fields(txn, key)
+        return UNREADABLE if fields is None else str(fields.get("state"))
+
     # --- inside --------------------------------------------------------------------------
 
     def _stored_fields(self, txn: Txn, key: bytes) -> Fields | None:

@@ -343,25 +343,34 @@ def test_a_new_key_drains_the_old_keys_intents_before_it_signs(
     assert old_hashes == {confirmed[m.intent_id].tx_hash for m in old}
 
 
-def test_an_intent_whose_stored_record_does_not_decode_is_failed_not_a_crash(
+def test_an_intent_whose_stored_record_does_not_decode_is_rebuilt_never_signed_twice(
     anvil: Anvil, evm: EvmClient, tmp_path: Path
 ) -> None:
-    """Asked again for an intent whose record is unreadable, the signer cannot know what became
-    of it: it answers a permanent ``TxFailed`` saying so (the resolver then reads the oracle)
-    and sends nothing, instead of crashing on every re-send; the other intents go on."""
-    bad, good = transfer_intents(2)
+    """Asked again for an intent whose record does not decode, the signer looks for attempts
+    signed for it: one that was mined is followed to its receipt and answered with the same
+    transaction (no second one); one never signed is accepted as new. No crash, each counted."""
+    signed, unsigned = transfer_intents(2)
     with Store.open(tmp_path / "data") as store:
-        key = intent_key(CHAIN, bad.intent_id)
-        store.write(lambda txn: txn.raw.put(key, b"\x93garbage", db=txn.dbi("txs")))
+        with signer_runtime(store, evm, KEY, ChainCfg(confirmations=0)) as rt:
+            rt.tell(SIGNER, signed)
+            first = rt.wait_for(
+                lambda: rt.services.extra["replies"].confirmed().get(signed.intent_id), timeout=20
+            )
+        for intent in (signed, unsigned):  # lost while the signer was down
+            key = intent_key(CHAIN, intent.intent_id)
+            store.write(lambda txn, k=key: txn.raw.put(k, b"\x93garbage", db=txn.dbi("txs")))
         with signer_runtime(store, evm, KEY, ChainCfg(confirmations=0)) as rt:
             replies = rt.services.extra["replies"]
-            rt.tell(SIGNER, bad)
-            rt.tell(SIGNER, good)
-            failed = rt.wait_for(lambda: replies.failed().get(bad.intent_id), timeout=20)
-            assert failed.permanent and "cannot read its stored record" in failed.reason
-            rt.wait_for(lambda: replies.confirmed_count() == 1, timeout=20)
-            assert rt.restarts(SIGNER) == 0 and store.stats().bad_values == 1
-    assert_gapless(signer_txs(anvil.rpc_url, RESOLVER.address), 1)
+            rt.tell(SIGNER, signed)
+            rt.tell(SIGNER, unsigned)
+            again = rt.wait_for(lambda: replies.confirmed().get(signed.intent_id), timeout=20)
+            new = rt.wait_for(lambda: replies.confirmed().get(unsigned.intent_id), timeout=20)
+            assert (again.tx_hash, again.nonce) == (first.tx_hash, first.nonce)
+            assert new.nonce == 1
+            assert rt.restarts(SIGNER) == 0 and store.stats().bad_values >= 2
+        (rebuilt,) = audits(store, "intent_record_rebuilt")
+        assert rebuilt.subject == signed.intent_id
+    assert_gapless(signer_txs(anvil.rpc_url, RESOLVER.address), 2)
 
 
 def test_a_lying_node_halts_the_signer_and_loses_nothing(anvil: Anvil, tmp_path: Path) -> None:
