@@ -442,10 +442,7 @@ class Scheduler(SupervisedActor):
         match failure:
             case FailureClass.TRANSIENT:
                 since = job.first_attempt_at if job.first_attempt_at is not None else job.due_at
-                # a committed market only waits to be finalized, however long its dispute
-                # window: the age limit is not for it (its attempts are not counted either)
-                too_old = now - since > self.max_age_s and job.stage != COMMITTED_STAGE
-                if job.attempts >= self.max_attempts or too_old:
+                if job.attempts >= self.max_attempts or now - since > self.max_age_s:
                     spent = f"retry budget spent after {job.attempts} attempts: {reason}"
                     self._save(job, state=JobState.DEAD, failure=failure, last_error=spent)
                     return
@@ -484,7 +481,7 @@ class Scheduler(SupervisedActor):
         halted = dict(self.halted)
         if reason is None:
             halted.pop(chain, None)
-            log.warning("chain %s resumed (a retry or cancel of its parked market)", chain)
+            log.warning("chain %s resumed (an operator dealt with its parked market)", chain)
         else:
             halted[chain] = reason
             log.error("chain %s halted: %s", chain, reason)
@@ -505,8 +502,11 @@ class Scheduler(SupervisedActor):
         if cmd.action is OperatorAction.CANCEL and str(cmd.key) in self.running:
             self.registry.ask(self.resolvers, StopChild(child_id=resolver_name(cmd.key)), 10.0)
             self.running.discard(str(cmd.key))
+        # the market that halted its chain (parked for a configuration failure), retried,
+        # cancelled or overridden: the operator has dealt with it
         lifts = cmd.action is OperatorAction.RETRY or (
-            cmd.action is OperatorAction.CANCEL and job.state is JobState.PARKED
+            cmd.action in (OperatorAction.CANCEL, OperatorAction.OVERRIDE)
+            and job.failure is FailureClass.CONFIGURATION
         )
         if lifts and cmd.key.chain in self.halted:
             self._halt(cmd.key.chain, None)

@@ -431,7 +431,18 @@ class Signer(SupervisedActor):
             )
         except StoredValueError as exc:
             self.store.report_bad_value(exc)
-            if self._rebuilt(msg):
+            rebuilt = self._rebuilt(msg)
+            if rebuilt is None:  # what became of it cannot be known: no guess, no second tx
+                reason = (
+                    f"{self.name} cannot read its stored record of this intent, and cannot "
+                    "prove its signed attempts complete (a key rotation, or attempts that do not "
+                    "decode): nothing is signed for it"
+                )
+                self.registry.tell(
+                    msg.reply_to, TxFailed(intent_id=intent_id, reason=reason, permanent=True)
+                )
+                return
+            if rebuilt:
                 return  # followed again from its signed attempts
             done = None  # never signed: accepted as new, its record written again
         if done is not None:
@@ -454,15 +465,28 @@ class Signer(SupervisedActor):
             **fields,
         )
 
-    def _rebuilt(self, msg: SubmitTx) -> bool:
-        """An intent whose record does not decode: if attempts were signed for it (a scan of
-        this chain's attempts: a rare path), it is PENDING again at the newest one's nonce and
-        followed to its receipt, so it is never signed twice. False if none was signed."""
+    def _rebuilt(self, msg: SubmitTx) -> bool | None:
+        """An intent whose record does not decode, from a scan of this chain's attempts (a
+        rare path): True if attempts were signed for it (PENDING again at the newest one's
+        nonce, followed to its receipt: never signed twice); False if none was; None if that
+        cannot be known: an attempt record that does not decode, or a key rotation in the
+        audit log (attempts are stored by nonce without the address, so a new key's may have
+        taken an old one's place)."""
+        skipped: list[StoredValueError] = []
         attempts = [
             a
-            for _, a in self.store.items("txs", attempts_prefix(self.chain), expect=TxAttempt)
+            for _, a in self.store.items(
+                "txs", attempts_prefix(self.chain), expect=TxAttempt, on_bad_value=skipped.append
+            )
             if a.intent_id == msg.intent_id
         ]
+        rotated = any(
+            entry.actor == self.name
+            and entry.action in ("signer_key_changed", "signer_key_draining")
+            for _, entry in self.store.items("audit", expect=AuditEntry)
+        )
+        if skipped or rotated:
+            return None
         if not attempts:
             return False
         nonce = max(a.nonce for a in attempts)

@@ -130,8 +130,7 @@ class LimitsConfig(Section):
     """Attempts before a market with transient failures goes to the dead-letter queue."""
     max_age_s: Annotated[float, Field(gt=0)] = 86_400.0
     """Seconds after a market's first attempt (its due time if it has none) before retrying
-    stops, whatever the attempts; not for a committed market, which is retried until it is
-    finalized."""
+    stops, whatever the attempts."""
     data_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
     """Seconds a resolver waits for the price cache's answer (queued behind the Hyperliquid
     weight budget included) before the attempt fails as transient and is retried."""

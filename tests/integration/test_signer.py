@@ -373,6 +373,27 @@ def test_an_intent_whose_stored_record_does_not_decode_is_rebuilt_never_signed_t
     assert_gapless(signer_txs(anvil.rpc_url, RESOLVER.address), 2)
 
 
+def test_an_unreadable_intent_after_a_key_rotation_is_failed_not_guessed(
+    anvil: Anvil, evm: EvmClient, tmp_path: Path
+) -> None:
+    """After a rotation the new key's attempts may have taken an old one's place (attempts are
+    stored by nonce, not by address): finding none for an unreadable intent proves nothing, so
+    the signer answers a permanent ``TxFailed`` saying so and signs nothing for it."""
+    (intent,) = transfer_intents(1)
+    rotation = AuditEntry(ts=0.0, actor=SIGNER, action="signer_key_changed")
+    with Store.open(tmp_path / "data") as store:
+        store.audit(rotation)
+        key = intent_key(CHAIN, intent.intent_id)
+        store.write(lambda txn: txn.raw.put(key, b"\x93garbage", db=txn.dbi("txs")))
+        with signer_runtime(store, evm, KEY, ChainCfg(confirmations=0)) as rt:
+            replies = rt.services.extra["replies"]
+            rt.tell(SIGNER, intent)
+            failed = rt.wait_for(lambda: replies.failed().get(intent.intent_id), timeout=20)
+            assert failed.permanent and "cannot prove its signed attempts complete" in failed.reason
+            assert rt.state(SIGNER)["nonce"] == 0 and rt.restarts(SIGNER) == 0
+    assert signer_txs(anvil.rpc_url, RESOLVER.address) == []
+
+
 def test_a_lying_node_halts_the_signer_and_loses_nothing(anvil: Anvil, tmp_path: Path) -> None:
     intents = transfer_intents(5)
     liar = EvmClient([anvil.rpc_url], chain_id=999, timeout_s=2.0, abis=all_abis())

@@ -244,18 +244,6 @@ def test_a_halt_is_lifted_by_cancelling_its_parked_market_or_when_none_is_left(
         assert rt.state("scheduler")["halted_chains"] == []
 
 
-def test_a_committed_market_is_retried_past_the_age_limit_until_finalized(
-    tmp_path: Path,
-) -> None:
-    """Its dispute window (100 s here) outlasts ``max_age_s`` (50 s): a transient failure
-    when it resumes is retried, not dead-lettered; it only waits to be finalized."""
-    with scheduler(tmp_path, max_age_s=50, retry_base_s=1, retry_cap_s=2) as rt:
-        rt.services.extra["script"][str(key(1))] = ["wait", "transient", "finalize"]
-        rt.ask("scheduler", discovered(key(1)))
-        drive(rt, lambda: states(rt)[str(key(1))] == "finalized", max_steps=300)
-        assert jobs(rt)[str(key(1))].attempts == 1
-
-
 def test_operator_commands_are_checked_and_audited(tmp_path: Path) -> None:
     with scheduler(tmp_path) as rt:
         rt.ask("scheduler", discovered(key(1)))
