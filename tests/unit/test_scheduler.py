@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from actors.scheduler import Scheduler, backoff_ceiling
+from protocol.codec import CODEC, pack, unpack
 from protocol.messages import (
     FailureClass,
     OperatorAction,
@@ -297,6 +298,28 @@ def test_a_corrupt_job_is_reported_and_skipped_not_a_crash(tmp_path: Path) -> No
         state = rt.state("scheduler")
         assert state["waiting_heap"] == 1  # the readable one; the other was reported
         assert state["jobs"] == {"waiting": 2}  # the index's count: what the store holds
+        assert rt.restarts("scheduler") == 0
+
+
+def test_a_job_written_over_moves_the_counts_the_index_moves(tmp_path: Path) -> None:
+    """A stored job whose envelope still shows its state but does not validate: found again,
+    it is written anew, and the scheduler's counts move by the state the index counted for it,
+    as the index's own do (not by "unreadable")."""
+    import lmdb
+
+    with scheduler(tmp_path) as rt:
+        rt.ask("scheduler", discovered(key(1), t_end=T_END + 10**6))
+    envelope = unpack(CODEC.encode(Job(key=key(1), due_at=1.0, next_attempt_at=1.0)))
+    envelope["data"]["due_at"] = "not a time"  # peeks as "waiting"; fails to validate
+    with lmdb.open(str(tmp_path / "data"), max_dbs=16) as env:
+        jobs_db = env.open_db(b"jobs")  # before the write transaction: it opens its own
+        with env.begin(write=True) as txn:
+            txn.put(key(1).db_key(), pack(envelope), db=jobs_db)
+    with scheduler(tmp_path) as rt:
+        assert rt.ask("scheduler", discovered(key(1), t_end=T_END + 10**6)).detail == "new"
+        counts = {k: n for k, n in rt.state("scheduler")["jobs"].items() if n}
+        store: Store = rt.services.extra["store"]
+        assert counts == JOBS.counts(store) == {"waiting": 1}
         assert rt.restarts("scheduler") == 0
 
 
