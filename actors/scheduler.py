@@ -143,7 +143,7 @@ class Scheduler(SupervisedActor):
         if self.halted and not self.counts.get(JobState.PARKED.value):
             # the parked markets that halted them were cancelled (or the chain's are gone)
             for chain in list(self.halted):
-                self._halt(chain, None)
+                self._lift(chain)
         for chain, reason in self.halted.items():
             log.error(
                 "chain %s stays halted (a retry of one of its markets lifts it): %s", chain, reason
@@ -473,18 +473,18 @@ class Scheduler(SupervisedActor):
         txn.put("markets", found.key.db_key(), found.spec)
         log.warning("%s: the spec of %s is written again from its discovery", self.name, found.key)
 
-    def _halt(self, chain: str, reason: str | None) -> None:
-        """Halt ``chain`` for ``reason`` (the first reason stays), or lift its halt (None);
-        durable before it counts."""
-        if reason is not None and chain in self.halted:
-            return
-        halted = dict(self.halted)
-        if reason is None:
-            halted.pop(chain, None)
-            log.warning("chain %s resumed (an operator dealt with its parked market)", chain)
-        else:
-            halted[chain] = reason
+    def _halt(self, chain: str, reason: str) -> None:
+        """Halt ``chain`` for ``reason`` (a chain already halted keeps its first reason)."""
+        if chain not in self.halted:
             log.error("chain %s halted: %s", chain, reason)
+            self._keep_halts({**self.halted, chain: reason})
+
+    def _lift(self, chain: str) -> None:
+        log.warning("chain %s resumed (an operator dealt with its parked market)", chain)
+        self._keep_halts({c: r for c, r in self.halted.items() if c != chain})
+
+    def _keep_halts(self, halted: dict[str, str]) -> None:
+        """Make ``halted`` the halts, durable (in ``meta``) before they count."""
         record = HaltedChains(reasons=halted)
         self.store.write(lambda txn: txn.put("meta", HALTED_CHAINS_KEY, record))
         self.halted = halted
@@ -509,7 +509,7 @@ class Scheduler(SupervisedActor):
             and job.failure is FailureClass.CONFIGURATION
         )
         if lifts and cmd.key.chain in self.halted:
-            self._halt(cmd.key.chain, None)
+            self._lift(cmd.key.chain)
         entry = self._audit(
             cmd.action.value,
             cmd.key,

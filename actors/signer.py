@@ -315,8 +315,8 @@ class Signer(SupervisedActor):
                 return
         latest, pending = self._nonce_counts(self.address)
         if known is None or known.address != self.address:
-            # past the chain's count and past any attempt stored (a counter that did not
-            # decode is set again here, and signed attempts may not have reached the node)
+            # past the chain's count and past the attempts of live intents (a counter that did
+            # not decode is set again here, and signed attempts may not have reached the node)
             signed = max((lv.top.nonce + 1 for lv in self.live.values() if lv.attempts), default=0)
             fresh = NonceState(
                 chain=self.chain,
