@@ -52,6 +52,7 @@ Args: ``chain``; ``max_batch`` (500 intents per flush), ``watch_blocks`` (64), `
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from dataclasses import dataclass, field
@@ -73,6 +74,7 @@ from protocol.tx_records import (
     intent_key,
     nonce_key,
 )
+from sources.bundles import BundleError, carrier_rule, rule_for
 from sources.evm import (
     Block,
     ConfigurationError,
@@ -108,8 +110,9 @@ _WRONG_CHAIN = re.compile(r"chain ?id", re.IGNORECASE)
 
 
 def _kind(intent: TxIntent) -> tuple[str, bytes]:
-    """What a remembered gas limit is per: the contract called and the function's selector."""
-    return intent.to.lower(), intent.data[:4]
+    """What a remembered gas limit is per: the contract called and the function's selector
+    (and, for a carrier, how many calls it makes)."""
+    return intent.to.lower(), intent.data[:4] + len(intent.members).to_bytes(4, "big")
 
 
 def _sent_by(receipt: Any, address: str) -> bool:
@@ -174,6 +177,10 @@ class _Live:
     tries: int = 0
     retry_at: float = 0.0
     """QUEUED after a transient failure: not simulated again before this time (clock)."""
+    solo: bool = False
+    """Never carried by a bundle (its carrier was dissolved): sent in a transaction of its own."""
+    carrying: list[_Live] = field(default_factory=list)
+    """A carrier made by this flush, not yet signed: the QUEUED intents it would carry."""
 
     @property
     def top(self) -> TxAttempt:
@@ -198,6 +205,7 @@ class Signer(SupervisedActor):
         self.gas_margin_pct = int(getattr(config, "gas_margin_pct", 20))
         args = self.ctx.args
         self.max_batch = int(args.get("max_batch", 500))
+        self.bundle_max = int(getattr(config, "bundle_max", 1))
         self.watch_blocks = int(args.get("watch_blocks", 64))
         self.bump_pct = max(20, int(args.get("bump_pct", 20)))
         self.max_backoff_s = float(args.get("max_backoff_s", max(16 * self.poll_s, 1.0)))
@@ -219,6 +227,10 @@ class Signer(SupervisedActor):
         ``_simulate``. Memory only: a restart estimates each kind once again."""
         self.live: dict[str, _Live] = {}
         self.queue: list[str] = []
+        self.members: dict[str, list[TxIntent]] = {}
+        """Each live carrier's members, as stored (ADR 0021)."""
+        self.carried: dict[str, str] = {}
+        """A live carrier's member -> the carrier."""
         self.watch: dict[str, TxIntent] = {}
         self.stats = dict.fromkeys(
             ("confirmed", "failed", "bumps", "reorgs", "rpc_errors", "fillers", "resent"), 0
@@ -243,11 +255,14 @@ class Signer(SupervisedActor):
         self.stats["confirmed"] = counts.get(IntentState.CONFIRMED.value, 0)
         self.stats["failed"] = counts.get(IntentState.FAILED.value, 0)
         done: list[tuple[int, TxIntent]] = []
+        carried: dict[str, TxIntent] = {}
         for key, buf in self.index.live_records(self.store):
             intent = self.store.decode("txs", key, buf, TxIntent)
             if intent is None:
                 continue
-            if intent.state is IntentState.QUEUED or intent.state is IntentState.PENDING:
+            if intent.bundle and intent.state is IntentState.PENDING:
+                carried[intent.intent_id] = intent  # follows its carrier
+            elif intent.state is IntentState.QUEUED or intent.state is IntentState.PENDING:
                 self.live[intent.intent_id] = _Live(intent)
                 if intent.state is IntentState.QUEUED:
                     self.queue.append(intent.intent_id)
@@ -255,7 +270,11 @@ class Signer(SupervisedActor):
                 done.append((intent.inclusion.block_number, intent))
         newest = max((block for block, _ in done), default=0)
         deep = [i for block, i in done if block <= newest - self.watch_blocks]
-        self.watch = {i.intent_id: i for block, i in done if block > newest - self.watch_blocks}
+        self.watch = {
+            i.intent_id: i
+            for block, i in done
+            if block > newest - self.watch_blocks and not i.bundle  # a member: see its carrier
+        }
         self._forget(deep)
         for live in self.live.values():  # the attempts of live intents only, by their nonce
             live.attempts = self._stored_attempts(live.intent)
@@ -266,6 +285,7 @@ class Signer(SupervisedActor):
                     update={"state": IntentState.QUEUED, "nonce": None}
                 )
                 self.queue.append(intent_id)
+        self._load_members(carried)
         log.info(
             "%s: loaded %d queued, %d pending, %d watched; %d confirmed, %d failed; nonce "
             "counter %s",
@@ -278,10 +298,68 @@ class Signer(SupervisedActor):
             self.nonces.next_nonce if self.nonces else "new",
         )
 
+    def _load_members(self, records: dict[str, TxIntent]) -> None:
+        """Attach the members of each live carrier to it. The carrier's record is what says who
+        its members are; a member whose own record does not decode is made again from the
+        carrier's calldata (its ``reply_to`` comes back with its requester's resend). A member
+        whose carrier is not live (its record did not decode) cannot be known to be sent or
+        not: FAILED, never sent a second time (its requester reads the chain)."""
+        for lv in list(self.live.values()):
+            carrier = lv.intent
+            if not carrier.members:
+                continue
+            calls = self._member_calls(carrier)
+            mine: list[TxIntent] = []
+            for n, member_id in enumerate(carrier.members):
+                record = records.pop(member_id, None)
+                if record is None or record.bundle != carrier.intent_id:
+                    record = self._remade_member(carrier, member_id, calls[n] if calls else b"")
+                mine.append(record)
+                self.carried[member_id] = carrier.intent_id
+            self.members[carrier.intent_id] = mine
+        if not records:
+            return
+        reason = "its carrier's record does not decode: whether it was sent cannot be known"
+        orphans = [self._failed(m, reason) for m in records.values()]
+        log.error("%s: %d members without a readable carrier: FAILED", self.name, len(orphans))
+        self._write([(intent_key(self.chain, m.intent_id), m) for m in orphans])
+        self.stats["failed"] += len(orphans)
+        for orphan in orphans:
+            self._reply(orphan)
+
+    def _member_calls(self, carrier: TxIntent) -> list[bytes]:
+        rule = carrier_rule(carrier.data)
+        try:
+            return rule.members(carrier.data) if rule is not None else []
+        except BundleError:
+            return []
+
+    def _remade_member(self, carrier: TxIntent, member_id: str, call: bytes) -> TxIntent:
+        log.warning(
+            "%s: the record of %s (carried by %s) is missing or does not decode; made again "
+            "from its carrier",
+            self.name,
+            member_id,
+            carrier.intent_id,
+        )
+        return TxIntent.model_construct(
+            intent_id=member_id,
+            chain=self.chain,
+            to=carrier.to,
+            data=call,
+            value=0,
+            reply_to="",
+            state=IntentState.PENDING,
+            nonce=carrier.nonce,
+            created_at=carrier.created_at,
+            bundle=carrier.intent_id,
+        )
+
     def _forget(self, intents: list[TxIntent]) -> None:
-        """Done intents deeper than the reorg watch: the index no longer lists them as live."""
+        """Done intents deeper than the reorg watch (a carrier with its members): the index no
+        longer lists them as live."""
         if intents:
-            keys = [intent_key(self.chain, i.intent_id) for i in intents]
+            keys = [intent_key(self.chain, m) for i in intents for m in (i.intent_id, *i.members)]
             self.store.write(lambda txn: self.index.forget(txn, keys))
 
     def _stored_attempts(self, intent: TxIntent) -> list[TxAttempt]:
@@ -397,6 +475,8 @@ class Signer(SupervisedActor):
             "balance_wei": self.balance_wei,
             "funded": None if self.balance_wei is None else not self.unfunded,
             "watched": len(self.watch),
+            "carriers": sum(1 for lv in self.live.values() if lv.intent.members),
+            "carried": len(self.carried),
             "last_error": self.last_error,
             # the chain's client, shared with the listener and the resolvers: every request
             # (retries included) and every one that failed
@@ -425,6 +505,10 @@ class Signer(SupervisedActor):
                 live.intent = live.intent.model_copy(update={"reply_to": msg.reply_to})
                 self._write([(intent_key(self.chain, intent_id), live.intent)])
             return
+        carrier = self.carried.get(intent_id)
+        if carrier is not None:
+            self._readdress_member(carrier, intent_id, msg.reply_to)
+            return
         try:
             done = self.watch.get(intent_id) or self.store.get(
                 "txs", intent_key(self.chain, intent_id), TxIntent
@@ -450,6 +534,14 @@ class Signer(SupervisedActor):
             return
         self.inbox[intent_id] = self._intent_of(msg)
         self._schedule_flush()
+
+    def _readdress_member(self, carrier: str, intent_id: str, reply_to: str) -> None:
+        """A carried intent asked for again: its outcome goes to ``reply_to`` from now on."""
+        members = self.members[carrier]
+        for n, member in enumerate(members):
+            if member.intent_id == intent_id and member.reply_to != reply_to:
+                members[n] = member.model_copy(update={"reply_to": reply_to})
+                self._write([(intent_key(self.chain, intent_id), members[n])])
 
     def _intent_of(self, msg: SubmitTx, **fields: Any) -> TxIntent:
         """The intent ``msg`` asks for (QUEUED unless ``fields`` say otherwise), built without
@@ -553,34 +645,47 @@ class Signer(SupervisedActor):
         """Simulate, price, number, sign and persist ``intent_ids``; ``unsaved`` (accepted, not
         yet written) goes into the same write, and is emptied by it."""
         self._incomplete = None
-        lives = [self.live[i] for i in intent_ids]
+        lives = self._bundled([self.live[i] for i in intent_ids])
         fees = self._quote()
         outcomes = self._simulate(lives)
         assert self.nonces is not None
         nonce = self.nonces.next_nonce
         signed: list[tuple[_Live, TxIntent, TxAttempt]] = []
         failed: list[TxIntent] = []
+        dissolved: list[tuple[TxIntent, list[TxIntent]]] = []
+        members: dict[str, list[TxIntent]] = {}
         for lv, outcome in zip(lives, outcomes, strict=True):
-            if isinstance(outcome, str):
+            if isinstance(outcome, str) and lv.intent.members:
+                self._dissolve_unsigned(lv, outcome, dissolved)
+            elif isinstance(outcome, str):
                 failed.append(self._failed(lv.intent, outcome))
             elif outcome is not None:
                 intent = lv.intent.model_copy(update={"state": IntentState.PENDING, "nonce": nonce})
                 signed.append((lv, intent, self._sign(intent, 0, fees, outcome)))
+                if intent.members:
+                    members[intent.intent_id] = self._members_at(lv, intent)
                 nonce += 1
         counter = self.nonces.model_copy(update={"next_nonce": nonce})
         puts: list[tuple[bytes, Any]] = [(nonce_key(self.chain), counter)]
         puts += [(intent_key(self.chain, i.intent_id), i) for _, i, _ in signed]
         puts += [(attempt_key(self.chain, a.nonce, a.seq), a) for _, _, a in signed]
         puts += [(intent_key(self.chain, i.intent_id), i) for i in failed]
+        carried = [m for ms in members.values() for m in ms]
+        alone = [m for _, ms in dissolved for m in ms]
+        puts += [(intent_key(self.chain, i.intent_id), i) for i in carried + alone]
+        puts += [(intent_key(self.chain, c.intent_id), c) for c, _ in dissolved]
         done = {i.intent_id for i in failed} | {i.intent_id for _, i, _ in signed}
-        puts += [(intent_key(self.chain, i), q) for i, q in unsaved.items() if i not in done]
+        done |= {m.intent_id for m in carried} | {c.intent_id for c, _ in dissolved}
+        written = done | {m.intent_id for m in alone}
+        puts += [(intent_key(self.chain, i), q) for i, q in unsaved.items() if i not in written]
         self._write(puts)  # durable before anything is broadcast
         unsaved.clear()
         self.nonces = counter
         for lv, intent, attempt in signed:
-            lv.intent, lv.attempts = intent, [attempt]
+            lv.intent, lv.attempts, lv.carrying = intent, [attempt], []
             lv.signed_head = self.head if self.head >= 0 else None
         self.queue = [i for i in self.queue if i not in done]
+        self._carriers_written(signed, members, dissolved)
         for intent in failed:
             del self.live[intent.intent_id]
             self.stats["failed"] += 1
@@ -590,6 +695,130 @@ class Signer(SupervisedActor):
             log.debug("%s: signed nonces %d..%d", self.name, signed[0][1].nonce, nonce - 1)
             self.actor_ref.tell(Broadcast())
         self._raise_if_incomplete()
+
+    # --- carriers: many calls of one kind in one transaction (ADR 0021) --------------------
+
+    def _bundled(self, lives: list[_Live]) -> list[_Live]:
+        """``lives`` with the calls one transaction can make for many (``sources.bundles``) put
+        into carriers of up to ``bundle_max`` members, one kind of call (contract, function)
+        each. A new carrier lives in memory only: it is written, with its members, when it is
+        signed; until then its members are QUEUED as before."""
+        if self.bundle_max < 2:
+            return lives
+        out: list[_Live] = []
+        groups: dict[tuple[str, bytes], list[_Live]] = {}
+        for lv in lives:
+            intent = lv.intent
+            if (
+                lv.solo
+                or intent.filler
+                or intent.members
+                or intent.value
+                or not rule_for(intent.data)
+            ):
+                out.append(lv)
+            else:
+                groups.setdefault(_kind(intent), []).append(lv)
+        for group in groups.values():
+            for start in range(0, len(group), self.bundle_max):
+                chunk = group[start : start + self.bundle_max]
+                carrier = self._carrier(chunk) if len(chunk) > 1 else None
+                if carrier is None:
+                    out += chunk
+                else:
+                    out.append(carrier)
+        return out
+
+    def _carrier(self, chunk: list[_Live]) -> _Live | None:
+        """A new carrier of ``chunk``'s calls; its id is a digest of its members' ids."""
+        rule = rule_for(chunk[0].intent.data)
+        assert rule is not None
+        try:
+            data = rule.carrier([lv.intent.data for lv in chunk])
+        except BundleError as exc:
+            log.warning("%s: cannot carry %d calls together: %s", self.name, len(chunk), exc)
+            for lv in chunk:
+                lv.solo = True
+            return None
+        ids = tuple(lv.intent.intent_id for lv in chunk)
+        digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:32]
+        carrier = TxIntent.model_construct(
+            intent_id=f"{self.chain}:bundle:{digest}",
+            chain=self.chain,
+            to=chunk[0].intent.to,
+            data=data,
+            value=0,
+            reply_to="",
+            created_at=self.clock.now(),
+            members=ids,
+        )
+        return _Live(carrier, carrying=chunk)
+
+    def _carriers_written(
+        self,
+        signed: list[tuple[_Live, TxIntent, TxAttempt]],
+        members: dict[str, list[TxIntent]],
+        dissolved: list[tuple[TxIntent, list[TxIntent]]],
+    ) -> None:
+        """After a flush's write: signed carriers are live in their members' place; dissolved
+        ones are gone, their members QUEUED alone."""
+        for lv, intent, _ in signed:
+            if intent.members:
+                self.live[intent.intent_id] = lv
+                self.members[intent.intent_id] = members[intent.intent_id]
+                for member in intent.members:
+                    self.live.pop(member, None)
+                    self.carried[member] = intent.intent_id
+        for carrier, alone in dissolved:
+            self._went_alone(carrier.intent_id, alone)
+            self.stats["failed"] += 1  # the carrier's record, as the index counts it
+
+    def _members_at(self, lv: _Live, carrier: TxIntent) -> list[TxIntent]:
+        """The records of ``carrier``'s members, PENDING at its nonce."""
+        mine = [c.intent for c in lv.carrying] or self.members.get(carrier.intent_id, [])
+        update = {"state": IntentState.PENDING, "nonce": carrier.nonce, "bundle": carrier.intent_id}
+        return [m.model_copy(update=update) for m in mine]
+
+    def _dissolve_unsigned(
+        self, lv: _Live, reason: str, dissolved: list[tuple[TxIntent, list[TxIntent]]]
+    ) -> None:
+        """A carrier whose call can never succeed (one member's reverts them all): its members
+        go on alone. A new one was never written: its members are simply QUEUED alone; one
+        written before (QUEUED again after its nonce was used elsewhere) is added to
+        ``dissolved``, to be written FAILED with its members QUEUED alone."""
+        log.warning(
+            "%s: carrier of %d calls dissolved, each goes alone: %s",
+            self.name,
+            len(lv.intent.members),
+            reason,
+        )
+        for member in lv.carrying:
+            member.solo = True
+        if not lv.carrying:
+            dissolved.append(self._dissolved(lv.intent, reason))
+
+    def _dissolved(
+        self, carrier: TxIntent, reason: str, inclusion: Inclusion | None = None
+    ) -> tuple[TxIntent, list[TxIntent]]:
+        """A written carrier given up: FAILED with no members, and its members QUEUED alone.
+        Only where none of its attempts can still be mined (reverted in simulation after its
+        nonce was used elsewhere, reverted on chain, or its nonce filled)."""
+        update = {"state": IntentState.QUEUED, "nonce": None, "bundle": "", "inclusion": None}
+        alone = [m.model_copy(update=update) for m in self.members.get(carrier.intent_id, [])]
+        failed = self._failed(carrier, f"dissolved, {len(alone)} calls go alone: {reason}")
+        return failed.model_copy(update={"members": (), "inclusion": inclusion}), alone
+
+    def _went_alone(self, carrier_id: str, alone: list[TxIntent]) -> None:
+        """After ``_dissolved`` was written: its members are QUEUED intents of their own."""
+        self.members.pop(carrier_id, None)
+        self.live.pop(carrier_id, None)
+        self.queue = [i for i in self.queue if i != carrier_id]
+        for member in alone:
+            self.carried.pop(member.intent_id, None)
+            self.live[member.intent_id] = _Live(member, solo=True)
+            self.queue.append(member.intent_id)
+        if alone:
+            self._schedule_flush()
 
     def _simulate(self, lives: list[_Live]) -> list[int | str | None]:
         """Per intent, as one JSON-RPC batch: its gas limit, a failure reason (str) if the
@@ -806,23 +1035,41 @@ class Signer(SupervisedActor):
         if not ready:
             return
         done: list[TxIntent] = []
+        members: list[TxIntent] = []
+        dissolved: list[tuple[TxIntent, list[TxIntent]]] = []
         for lv in ready:
             assert lv.receipt is not None
             if lv.receipt.status == 1:
                 update = {"state": IntentState.CONFIRMED, "inclusion": lv.receipt, "reason": ""}
                 done.append(lv.intent.model_copy(update=update))
+                members += [m.model_copy(update=update) for m in self._carried_by(lv.intent)]
+                continue
+            reason = (
+                f"reverted on chain in block {lv.receipt.block_number} "
+                f"(tx {lv.receipt.tx_hash}); its nonce {lv.intent.nonce} is used"
+            )
+            if lv.intent.members:  # nothing of it took effect: each call goes alone
+                dissolved.append(self._dissolved(lv.intent, reason, lv.receipt))
+                done.append(dissolved[-1][0])
             else:
-                reason = (
-                    f"reverted on chain in block {lv.receipt.block_number} "
-                    f"(tx {lv.receipt.tx_hash}); its nonce {lv.intent.nonce} is used"
-                )
                 done.append(self._failed(lv.intent, reason, inclusion=lv.receipt))
-        self._write([(intent_key(self.chain, i.intent_id), i) for i in done])
+        alone = [m for _, ms in dissolved for m in ms]
+        self._write([(intent_key(self.chain, i.intent_id), i) for i in done + members + alone])
+        for carrier, ms in dissolved:
+            self._went_alone(carrier.intent_id, ms)
         for intent in done:
-            del self.live[intent.intent_id]
+            self.live.pop(intent.intent_id, None)
+            self.members.pop(intent.intent_id, None)
             self.watch[intent.intent_id] = intent
             self.stats["confirmed" if intent.state is IntentState.CONFIRMED else "failed"] += 1
             self._reply(intent)
+        for member in members:
+            self.carried.pop(member.intent_id, None)
+            self.stats["confirmed"] += 1
+            self._reply(member)
+
+    def _carried_by(self, carrier: TxIntent) -> list[TxIntent]:
+        return self.members.get(carrier.intent_id, []) if carrier.members else []
 
     def _resend_and_bump(self, head: int, latest: int) -> None:
         """Not mined yet: bump after K heads (or when the node says underpriced), else re-send."""
@@ -931,10 +1178,15 @@ class Signer(SupervisedActor):
             }
         )
         detail = {"block": done.inclusion.block_number, "tx": done.inclusion.tx_hash}
+        members = self._members_back(back)
         self._write(
-            [(intent_key(self.chain, intent_id), back)],
+            [(intent_key(self.chain, i.intent_id), i) for i in [back, *members]],
             self._audit("tx_reorged", intent_id, detail),
         )
+        if back.members:
+            self.members[intent_id] = members
+            self.carried.update(dict.fromkeys(back.members, intent_id))
+            self.stats["confirmed"] -= len(members)  # a carrier with members was CONFIRMED
         attempts = [
             a
             for _, a in self.store.items(
@@ -945,6 +1197,19 @@ class Signer(SupervisedActor):
         self.stats["confirmed" if done.state is IntentState.CONFIRMED else "failed"] -= 1
         self.live[intent_id] = _Live(back, attempts, signed_head=head)
         log.warning("%s: %s was %s but its block left the chain", self.name, intent_id, done.state)
+
+    def _members_back(self, carrier: TxIntent) -> list[TxIntent]:
+        """A carrier whose block left the chain: its members' records, PENDING again (a
+        record that does not decode is made again from the carrier)."""
+        calls = self._member_calls(carrier) if carrier.members else []
+        update = {"state": IntentState.PENDING, "inclusion": None, "reason": ""}
+        back: list[TxIntent] = []
+        for n, member_id in enumerate(carrier.members):
+            record = self.store.get_lenient("txs", intent_key(self.chain, member_id), TxIntent)
+            if record is None or record.bundle != carrier.intent_id:
+                record = self._remade_member(carrier, member_id, calls[n] if calls else b"")
+            back.append(record.model_copy(update=update))
+        return back
 
     def _nonce_used_elsewhere(self, lv: _Live, head: int) -> None:
         """The chain used this nonce, but none of this intent's attempts. Seen on two heads,
@@ -1072,6 +1337,9 @@ class Signer(SupervisedActor):
             return
         nonce = lv.top.nonce
         failed = self._failed(lv.intent, f"rejected by the node: {text}")
+        alone: list[TxIntent] = []
+        if lv.intent.members:  # the carrier's size may be the reason: each call goes alone
+            failed, alone = self._dissolved(lv.intent, f"rejected by the node: {text}")
         filler = TxIntent(
             intent_id=f"{self.chain}:filler:{nonce}",
             chain=self.chain,
@@ -1089,10 +1357,13 @@ class Signer(SupervisedActor):
                 (intent_key(self.chain, failed.intent_id), failed),
                 (intent_key(self.chain, filler.intent_id), filler),
                 (attempt_key(self.chain, nonce, attempt.seq), attempt),
+                *((intent_key(self.chain, m.intent_id), m) for m in alone),
             ],
             self._audit("nonce_filled", failed.intent_id, {"nonce": nonce, "reason": text}),
         )
         del self.live[failed.intent_id]
+        if lv.intent.members:
+            self._went_alone(failed.intent_id, alone)
         self.live[filler.intent_id] = _Live(filler, [attempt])
         self.stats["failed"] += 1
         self.stats["fillers"] += 1

@@ -13,7 +13,8 @@ markets, ``speedup >= 25``. See docs/adr/0006-burst-throughput.md for why the ch
 runs in it) and anvil spent during the runner phase: with 2 cores and the GIL, they say whether
 a slower figure is the code or the machine (ADR 0006).
 
-``ORACLE_RUNNER_BURST_MARKETS`` sets N (default 10,000). ``ORACLE_RUNNER_BURST_NAIVE`` sets how
+``ORACLE_RUNNER_BURST_MARKETS`` sets N (default 10,000); ``ORACLE_RUNNER_BURST_BUNDLE`` the
+runner's ``bundle_max`` (default the configuration's). ``ORACLE_RUNNER_BURST_NAIVE`` sets how
 many of them the baseline commits (default all). When it is fewer than N, ``naive_s`` is the
 measured time scaled linearly to N and ``naive_extrapolated`` says so; the baseline is
 sequential, and its time per market only grows with the chain, so the scaled figure flatters the
@@ -37,7 +38,7 @@ from devnet.deploy import deploy
 from devnet.environment import Devnet
 from devnet.keys import CREATOR, DEV_ACCOUNTS
 from devnet.scenario import REPLAY_NOW, default_specs
-from ops.config import LimitsConfig
+from ops.config import ChainConfig, LimitsConfig
 from ops.daemon import Daemon
 from ops.process_tuning import tune_gc
 from protocol.codec import unpack
@@ -59,6 +60,10 @@ MAX_RESOLVERS = int(os.environ.get("ORACLE_RUNNER_BURST_RESOLVERS", "2048"))
 """The daemon's ``max_resolvers`` for the burst: 2,048 beat 512 in each of three alternating
 pairs once mailboxes were cheap (ADR 0006, 2026-12-06)."""
 RESOLVER_THREADS = LimitsConfig().resolver_threads
+_BUNDLE_DEFAULT = ChainConfig.model_fields["bundle_max"].default
+BUNDLE_MAX = int(os.environ.get("ORACLE_RUNNER_BURST_BUNDLE", str(_BUNDLE_DEFAULT)))
+"""Calls a runner transaction carries (``chains.<name>.bundle_max``, ADR 0021); 1 is the
+runner of before, a transaction per commit."""
 """The dispatcher the resolvers run on (ADR 0015): the daemon's default, set explicitly."""
 COMMITTED = {"COMMITTED", "FINALIZE_SENT", "FINALIZED"}
 DEFAULT_GC_THRESHOLD = gc.get_threshold()
@@ -96,7 +101,8 @@ def runner_phase(net: Devnet, markets: int, data_dir: Path) -> tuple[list[float]
     """
     config = net.config(
         data_dir,
-        chain={"confirmations": 0, "poll_s": 0.2},  # a mined block is final on anvil
+        # a mined block is final on anvil
+        chain={"confirmations": 0, "poll_s": 0.2, "bundle_max": BUNDLE_MAX},
         max_resolvers=MAX_RESOLVERS,
         resolver_threads=RESOLVER_THREADS,
         settle_delay_s=0,
@@ -197,6 +203,7 @@ def run() -> dict[str, Any]:
         "create_markets_s": round(create_s, 2),
         "distinct_windows": distinct,
         "max_resolvers": MAX_RESOLVERS,
+        "bundle_max": BUNDLE_MAX,
         "resolver_threads": RESOLVER_THREADS,
         "runner_block_time_s": BLOCK_TIME_S,
         "block_gas_limit": GAS_LIMIT,

@@ -97,6 +97,10 @@ class ChainConfig(Section):
     """Blocks without inclusion before a transaction is re-signed with higher fees."""
     gas_margin_pct: Annotated[int, Field(ge=0, le=500)] = 20
     """Added to every gas estimate."""
+    bundle_max: Annotated[int, Field(ge=1, le=200)] = 20
+    """Most commits (or finalizes) one transaction carries (``commitBatch``, all or nothing;
+    ADR 0021); 1 sends each alone. A commit costs about 70,000 gas: keep
+    ``bundle_max`` x 70,000 well under the chain's block gas limit."""
 
 
 class HyperliquidConfig(Section):

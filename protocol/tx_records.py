@@ -85,7 +85,9 @@ class Inclusion(Frozen):
 
 class TxIntent(Frozen):
     """One requested on-chain call and its fate. ``filler`` intents are the signer's own
-    zero-value self-transfers that fill a nonce no other transaction will use."""
+    zero-value self-transfers that fill a nonce no other transaction will use; a carrier (one
+    with ``members``) is the signer's own intent whose one transaction makes the calls of many
+    (a ``commitBatch``), and its members follow it (``bundle``)."""
 
     intent_id: str = Field(min_length=1, max_length=256)
     chain: str
@@ -102,6 +104,11 @@ class TxIntent(Frozen):
     inclusion: Inclusion | None = None
     reorgs: Annotated[int, Field(ge=0)] = 0
     """How many times a block holding it left the chain."""
+    members: tuple[str, ...] = ()
+    """A carrier's (a bundle's): the intents whose calls its one transaction makes (ADR 0021).
+    Emptied when it is dissolved (its members go on alone)."""
+    bundle: str = ""
+    """A member's: the carrier whose transaction makes its call; its fate is the carrier's."""
 
 
 class TxAttempt(Frozen):

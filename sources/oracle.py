@@ -24,13 +24,12 @@ from eth_abi.abi import decode, encode
 from eth_abi.exceptions import DecodingError
 from eth_utils.abi import function_signature_to_4byte_selector
 
+from sources.bundles import COMMIT, FINALIZE
 from sources.coalesce import Coalescer
 from sources.evm import EvmClient, EvmError, TransientError
 
 _PENDING = function_signature_to_4byte_selector("pending(address)")
 _DISPUTE_WINDOW = function_signature_to_4byte_selector("disputeWindow()")
-_COMMIT = function_signature_to_4byte_selector("commit(address,uint8,bytes32)")
-_FINALIZE = function_signature_to_4byte_selector("finalize(address)")
 BLOCK_TIMES_KEPT = 256
 PENDING_LINGER_S = 0.02
 """How long a ``pending`` read waits for others to share its JSON-RPC batch (ADR 0009)."""
@@ -138,7 +137,7 @@ class OracleClient:
         )
 
     def commit_call(self, market: str, outcome: int, data_hash: bytes) -> bytes:
-        return _COMMIT + encode(["address", "uint8", "bytes32"], [market, outcome, data_hash])
+        return COMMIT + encode(["address", "uint8", "bytes32"], [market, outcome, data_hash])
 
     def finalize_call(self, market: str) -> bytes:
-        return _FINALIZE + encode(["address"], [market])
+        return FINALIZE + encode(["address"], [market])

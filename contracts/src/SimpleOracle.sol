@@ -7,9 +7,10 @@ interface IMarket {
 
 /// @title SimpleOracle: commit an outcome, wait out the dispute window, finalize.
 /// @notice Allowed resolvers `commit` once per market; after `disputeWindow` seconds of chain time
-/// ANYONE may `finalize`, which writes the outcome into the market. There is no dispute mechanism
-/// in this reference contract: the window is only a delay. Every revert is a custom error, decoded
-/// with this contract's ABI (e.g. `AlreadyCommitted(market)`).
+/// ANYONE may `finalize`, which writes the outcome into the market; `commitBatch` and
+/// `finalizeBatch` do either for many markets in one transaction, all or nothing. There is no
+/// dispute mechanism in this reference contract: the window is only a delay. Every revert is a
+/// custom error, decoded with this contract's ABI (e.g. `AlreadyCommitted(market)`).
 contract SimpleOracle {
     error NotOwner(address caller);
     error NotResolver(address caller);
@@ -19,6 +20,7 @@ contract SimpleOracle {
     error NotCommitted(address market);
     error AlreadyFinalized(address market);
     error DisputeWindowOpen(address market, uint64 readyAt);
+    error LengthMismatch(uint256 markets, uint256 outcomes, uint256 dataHashes);
 
     event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
     event ResolverSet(address indexed resolver, bool allowed);
@@ -65,6 +67,39 @@ contract SimpleOracle {
     /// @notice Commit `outcome` (0 = NO, 1 = YES) for `market`, once; starts the dispute window.
     function commit(address market, uint8 outcome, bytes32 dataHash) external {
         if (!isResolver[msg.sender]) revert NotResolver(msg.sender);
+        _commit(market, outcome, dataHash);
+    }
+
+    /// @notice `commit` for every `markets[i]` in one transaction, all or nothing: one market
+    /// that cannot be committed reverts them all with its reason, so a successful receipt
+    /// proves that every market holds exactly the outcome and hash given here.
+    function commitBatch(
+        address[] calldata markets,
+        uint8[] calldata outcomes,
+        bytes32[] calldata dataHashes
+    ) external {
+        if (!isResolver[msg.sender]) revert NotResolver(msg.sender);
+        if (outcomes.length != markets.length || dataHashes.length != markets.length) {
+            revert LengthMismatch(markets.length, outcomes.length, dataHashes.length);
+        }
+        for (uint256 i = 0; i < markets.length; ++i) {
+            _commit(markets[i], outcomes[i], dataHashes[i]);
+        }
+    }
+
+    /// @notice Anyone may finalize once `block.timestamp >= commitTime + disputeWindow`.
+    function finalize(address market) external {
+        _finalize(market);
+    }
+
+    /// @notice `finalize` for every `markets[i]` in one transaction, all or nothing.
+    function finalizeBatch(address[] calldata markets) external {
+        for (uint256 i = 0; i < markets.length; ++i) {
+            _finalize(markets[i]);
+        }
+    }
+
+    function _commit(address market, uint8 outcome, bytes32 dataHash) private {
         if (outcome > 1) revert InvalidOutcome(outcome);
         Resolution storage r = _resolutions[market];
         if (r.committed) revert AlreadyCommitted(market);
@@ -76,8 +111,7 @@ contract SimpleOracle {
         emit Committed(market, outcome, dataHash, msg.sender);
     }
 
-    /// @notice Anyone may finalize once `block.timestamp >= commitTime + disputeWindow`.
-    function finalize(address market) external {
+    function _finalize(address market) private {
         Resolution storage r = _resolutions[market];
         if (!r.committed) revert NotCommitted(market);
         if (r.finalized) revert AlreadyFinalized(market);

@@ -25,6 +25,7 @@ from protocol.evaluation import evaluate, next_page, plan
 from protocol.spec import MarketKey, MarketSpec
 from sources.hyperliquid import HyperliquidClient
 from supervision import wait_for
+from tests.runner_txs import runner_calls
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(900), pytest.mark.xdist_group("chaos")]
 
@@ -131,8 +132,14 @@ def test_sigkill_at_random_points_loses_nothing_and_commits_once(tmp_path: Path)
         assert all(finalized for _, _, finalized in held.values()), "a market was not finalized"
         commits = events_per_market(net, "Committed(address,uint8,bytes32,address)")
         finals = events_per_market(net, "Finalized(address,uint8,bytes32)")
-        assert commits == dict.fromkeys((k.address for k in keys), 1)
-        assert finals == dict.fromkeys((k.address for k in keys), 1)
-        assert net.w3.eth.get_transaction_count(net.deployment.resolver) == 2 * len(keys)
+        once = dict.fromkeys((k.address for k in keys), 1)
+        assert commits == once and finals == once
+        # every transaction of the runner's key, decoded: one commit and one finalize call per
+        # market (alone or carried), none reverted, the nonces 0..n-1 without a gap
+        mined = runner_calls(net)
+        assert mined.per_market("commit") == once and mined.per_market("finalize") == once
+        assert mined.reverted == 0 and mined.other == 0
+        assert sorted(mined.nonces) == list(range(mined.transactions))
+        assert net.w3.eth.get_transaction_count(net.deployment.resolver) == mined.transactions
         expected = expected_outcomes(net, specs)
         assert [held[k][0] for k in keys] == expected

@@ -154,6 +154,68 @@ def test_commit_rules_and_pending_view(
         call(evm, oracle, ORACLE, "setResolver", OUTSIDER.address, True, sender=OUTSIDER.address)
 
 
+def test_commit_batch_is_all_or_nothing_and_finalize_batch_too(
+    anvil: Anvil,
+    w3: Web3,
+    deployment: Deployment,
+    evm: EvmClient,
+    make_spec: Callable[..., MarketSpec],
+) -> None:
+    """``commitBatch`` commits every market or none: one that cannot be committed reverts the
+    call with that market's reason; ``finalizeBatch`` likewise. (The signer's carriers rely on
+    it: a successful receipt proves every member's call took effect, ADR 0021.)"""
+    markets = [create_market(w3, deployment.factory, make_spec())[0] for _ in range(3)]
+    oracle = deployment.oracle
+    hashes = [bytes([n + 1]) * 32 for n in range(3)]
+    transact(w3, RESOLVER, oracle, ORACLE, "commit", markets[1], 1, hashes[1])
+    batch = (markets, [1, 0, 1], hashes)
+    with pytest.raises(RevertError) as err:
+        call(evm, oracle, ORACLE, "commitBatch", *batch, sender=RESOLVER.address)
+    assert err.value.reason == f"AlreadyCommitted(market={markets[1]})"
+    with pytest.raises(RevertError, match="NotResolver"):
+        call(evm, oracle, ORACLE, "commitBatch", *batch, sender=OUTSIDER.address)
+    with pytest.raises(RevertError, match=r"LengthMismatch\(markets=2, outcomes=1"):
+        call(
+            evm,
+            oracle,
+            ORACLE,
+            "commitBatch",
+            markets[::2],
+            [1],
+            hashes[::2],
+            sender=RESOLVER.address,
+        )
+    bad = send(
+        w3,
+        RESOLVER,
+        {"to": oracle, "data": ORACLE.encode_abi("commitBatch", list(batch)), "gas": 500_000},
+        check=False,
+    )
+    assert bad["status"] == 0  # mined and reverted: market 0 and 2 are still free
+    assert [call(evm, oracle, ORACLE, "pending", m)[3] for m in markets] == [False, True, False]
+
+    rest = (markets[::2], [1, 1], hashes[::2])
+    receipt = transact(w3, RESOLVER, oracle, ORACLE, "commitBatch", *rest)
+    events = ORACLE.events.Committed().process_receipt(receipt)
+    assert [(e["args"]["market"], e["args"]["dataHash"]) for e in events] == list(
+        zip(rest[0], rest[2], strict=True)
+    )
+    assert [call(evm, oracle, ORACLE, "pending", m)[:2] for m in markets] == [
+        (1, hashes[0]),
+        (1, hashes[1]),
+        (1, hashes[2]),
+    ]
+
+    anvil.increase_time(deployment.dispute_window)
+    transact(w3, OUTSIDER, oracle, ORACLE, "finalize", markets[0])
+    with pytest.raises(RevertError, match="AlreadyFinalized"):
+        call(evm, oracle, ORACLE, "finalizeBatch", markets)
+    receipt = transact(w3, OUTSIDER, oracle, ORACLE, "finalizeBatch", markets[1:])
+    finals = ORACLE.events.Finalized().process_receipt(receipt, errors=DISCARD)
+    assert [f["args"]["market"] for f in finals] == markets[1:]
+    assert all(call(evm, m, MARKET, "resolved") for m in markets)
+
+
 def test_finalize_waits_out_the_dispute_window(
     anvil: Anvil,
     w3: Web3,

@@ -15,11 +15,21 @@ from protocol.messages import OperatorAction, OperatorCommand
 from protocol.override import OverrideRecord, record_hash
 from protocol.proof import canonical_bytes, data_hash_hex, verify
 from protocol.records import JobState, Resolution
-from protocol.spec import MarketSpec
+from protocol.spec import MarketKey, MarketSpec
 from storage import Store, get_proof
 from tests.integration.daemon_harness import jobs, running, wait_states
+from tests.runner_txs import RunnerCalls, runner_calls
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300), pytest.mark.xdist_group("e2e")]
+
+
+def assert_once_each(mined: RunnerCalls, keys: list[MarketKey]) -> None:
+    """One commit and one finalize mined per market, nothing reverted, no nonce skipped."""
+    once = dict.fromkeys((k.address for k in keys), 1)
+    assert mined.per_market("commit") == once
+    assert mined.per_market("finalize") == once
+    assert mined.reverted == 0 and mined.other == 0
+    assert sorted(mined.nonces) == list(range(mined.transactions))
 
 
 def test_every_default_market_is_finalized_with_a_verifiable_proof(tmp_path: Path) -> None:
@@ -39,13 +49,15 @@ def test_every_default_market_is_finalized_with_a_verifiable_proof(tmp_path: Pat
                 assert report.ok, report.reason
                 assert res.commit_tx and res.finalize_tx
             signer = daemon.runtime.state("signer:dev")  # type: ignore[union-attr]
-            assert net.w3.eth.get_transaction_count(net.deployment.resolver) == 2 * len(keys)
-            assert signer["nonce"] == 2 * len(keys)
+            mined = runner_calls(net)
+            assert_once_each(mined, keys)
+            assert signer["nonce"] == mined.transactions
 
 
 def test_rpc_and_api_faults_together_still_finalize_every_market(tmp_path: Path) -> None:
     """The RPC proxy drops, breaks and stalls calls; the simulator answers 5xx, 429, bodies that
-    are not JSON and bodies cut in half: every market is finalized, each with two transactions."""
+    are not JSON and bodies cut in half: every market is finalized, with one commit and one
+    finalize mined each."""
     rpc = Faults(
         error_rate=0.1, drop_rate=0.1, malformed_rate=0.05, timeout_rate=0.05, timeout_hold_s=1.0
     )
@@ -63,7 +75,7 @@ def test_rpc_and_api_faults_together_still_finalize_every_market(tmp_path: Path)
         injected = net.sim.stats()["faults_injected"]
         assert {"5xx", "429", "malformed", "truncated"} <= {k for k, n in injected.items() if n}
         assert all(finalized for _, _, finalized in net.outcomes(keys).values())
-        assert net.w3.eth.get_transaction_count(net.deployment.resolver) == 2 * len(keys)
+        assert_once_each(runner_calls(net), keys)
 
 
 def test_dead_lettered_markets_can_be_overridden_or_retried(tmp_path: Path) -> None:

@@ -56,6 +56,7 @@ class ChainCfg:
     bump_after_blocks: int = 3
     gas_margin_pct: int = 20
     poll_s: float = 0.05
+    bundle_max: int = 1
 
 
 class Replies:

@@ -45,10 +45,11 @@ FAULTS = Faults(
 
 
 @pytest.mark.xdist_group("signer_heavy")
-@pytest.mark.parametrize("seed", [30, 31])
+@pytest.mark.parametrize(("seed", "bundle_max"), [(30, 1), (31, 20)])
 def test_thirty_percent_rpc_faults_lose_no_intent(
-    anvil: Anvil, deployment: Deployment, tmp_path: Path, seed: int
+    anvil: Anvil, deployment: Deployment, tmp_path: Path, seed: int, bundle_max: int
 ) -> None:
+    """Each commit alone, or carried by ``commitBatch`` transactions (ADR 0021)."""
     anvil.set_automine(False)
     anvil.set_interval_mining(1)
     intents = commit_intents(deployment.oracle, INTENTS)
@@ -64,7 +65,7 @@ def test_thirty_percent_rpc_faults_lose_no_intent(
         )
         try:
             with Store.open(tmp_path / "data") as store:
-                cfg = ChainCfg(confirmations=1, poll_s=0.05)
+                cfg = ChainCfg(confirmations=1, poll_s=0.05, bundle_max=bundle_max)
                 args = {"max_batch": 100, "max_backoff_s": 0.5}
                 with signer_runtime(store, evm, KEY, cfg, args=args) as rt:
                     replies = rt.services.extra["replies"]
@@ -82,8 +83,9 @@ def test_thirty_percent_rpc_faults_lose_no_intent(
     assert state["rpc_errors"] > 10, state  # and they did hit the signer
     assert {r.state for r in records.values()} == {IntentState.CONFIRMED}
     mined = signer_txs(anvil.rpc_url, RESOLVER.address)
-    assert_gapless(mined, INTENTS)
+    assert_gapless(mined, state["nonce"])
     assert {h for _, h, _ in mined} == {m.tx_hash for m in replies.confirmed().values()}
+    assert (state["nonce"] == INTENTS) == (bundle_max == 1)  # carried: fewer transactions
 
 
 CFG = ChainCfg(confirmations=0, poll_s=0.05)
