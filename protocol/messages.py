@@ -201,6 +201,10 @@ class SubmitTx(Message):
 
 
 class TxConfirmed(Message):
+    """The intent's call was mined with ``status`` and is final. A call carried with others
+    (ADR 0021) gets its carrier's transaction, nonce and gas: a batch call is all or nothing,
+    so status 1 proves this call took effect as well."""
+
     kind: Literal["tx_confirmed"] = "tx_confirmed"
     intent_id: str
     tx_hash: Hash32
