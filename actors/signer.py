@@ -21,6 +21,18 @@
     MINED --`confirmations` deep, block canonical--> CONFIRMED (TxConfirmed) | status 0: FAILED
     CONFIRMED/FAILED on chain --block leaves the chain within `watch_blocks`--> PENDING again
 
+Carriers (ADR 0021): in a flush, QUEUED calls of one kind that ``sources.bundles`` can carry
+(``commit``, ``finalize``) go into carriers of up to ``bundle_max`` calls, each an intent of the
+signer's own that walks the machine above; its members are written PENDING with it and follow
+it, answered with its receipt under their own ids:
+
+    carrier signed ------------------------------> members PENDING (``bundle``), written with it
+    carrier CONFIRMED ---------------------------> members CONFIRMED, each answered
+    carrier reverts in simulation ---------------> dissolved: each call QUEUED alone, for good
+    carrier reverted on chain / rejected --------> members HELD with it: confirmed if it is
+                                                   mined with effect after all; alone once its
+                                                   revert (or its nonce's filler) is deep
+
 Start (``init`` + the first tick, phase SYNCING): load this chain's live intents (queued,
 pending, or done within ``watch_blocks``: the intent index, ``storage.indexes``) and their
 attempts from LMDB; check the node's chain id; compare the durable nonce counter with the
@@ -47,7 +59,8 @@ effect yet and is covered by the requester's resend.
 Args: ``chain``; ``max_batch`` (500 intents per flush), ``watch_blocks`` (64), ``bump_pct`` (20),
 ``max_backoff_s``. Services (``extra``): ``store``, ``evms[chain]``, ``signer_keys[chain]`` (a
 ``sources.keys.SigningKey``), ``chains[chain]`` (``chain_id``, ``confirmations``,
-``max_fee_gwei``, ``poll_s``, ``bump_after_blocks`` (3), ``gas_margin_pct`` (20)).
+``max_fee_gwei``, ``poll_s``, ``bump_after_blocks`` (3), ``gas_margin_pct`` (20),
+``bundle_max`` (1 when absent: each call alone; the daemon's configuration gives 20)).
 """
 
 from __future__ import annotations
@@ -223,14 +236,18 @@ class Signer(SupervisedActor):
         self.flush_pending = False
         self.inbox: dict[str, TxIntent] = {}
         self.gas_limits: dict[tuple[str, bytes], int] = {}
-        """Gas limit (estimate + margin) per kind of call, (contract, selector): see
-        ``_simulate``. Memory only: a restart estimates each kind once again."""
+        """Gas limit (estimate + margin) per kind of call, (contract, selector, calls carried):
+        see ``_simulate``. Memory only: a restart estimates each kind once again."""
         self.live: dict[str, _Live] = {}
         self.queue: list[str] = []
         self.members: dict[str, list[TxIntent]] = {}
         """Each live carrier's members, as stored (ADR 0021)."""
         self.carried: dict[str, str] = {}
-        """A live carrier's member -> the carrier."""
+        """A member of a carrier in ``members`` -> the carrier."""
+        self.held: dict[str, TxIntent] = {}
+        """Carriers that FAILED but may still take effect, their members held with them until
+        that is settled: reverted on chain (until ``watch_blocks`` deep), or rejected by the
+        node (until the filler of their nonce is mined and deep)."""
         self.watch: dict[str, TxIntent] = {}
         self.stats = dict.fromkeys(
             ("confirmed", "failed", "bumps", "reorgs", "rpc_errors", "fillers", "resent"), 0
@@ -260,10 +277,10 @@ class Signer(SupervisedActor):
             intent = self.store.decode("txs", key, buf, TxIntent)
             if intent is None:
                 continue
-            if intent.bundle and intent.state is IntentState.PENDING:
+            if intent.bundle and not intent.filler and intent.state is IntentState.PENDING:
                 carried[intent.intent_id] = intent  # follows its carrier
             elif intent.state is IntentState.QUEUED or intent.state is IntentState.PENDING:
-                self.live[intent.intent_id] = _Live(intent)
+                self.live[intent.intent_id] = _Live(intent, solo=intent.alone)
                 if intent.state is IntentState.QUEUED:
                     self.queue.append(intent.intent_id)
             elif intent.inclusion is not None:
@@ -273,9 +290,9 @@ class Signer(SupervisedActor):
         self.watch = {
             i.intent_id: i
             for block, i in done
-            if block > newest - self.watch_blocks and not i.bundle  # a member: see its carrier
+            if block > newest - self.watch_blocks
+            and not (i.bundle and not i.filler)  # a member: see its carrier
         }
-        self._forget(deep)
         for live in self.live.values():  # the attempts of live intents only, by their nonce
             live.attempts = self._stored_attempts(live.intent)
         for intent_id, live in list(self.live.items()):
@@ -285,7 +302,8 @@ class Signer(SupervisedActor):
                     update={"state": IntentState.QUEUED, "nonce": None}
                 )
                 self.queue.append(intent_id)
-        self._load_members(carried)
+        self._load_members(carried, [i for _, i in done])
+        self._forget(self._settle_deep(deep))
         log.info(
             "%s: loaded %d queued, %d pending, %d watched; %d confirmed, %d failed; nonce "
             "counter %s",
@@ -298,29 +316,118 @@ class Signer(SupervisedActor):
             self.nonces.next_nonce if self.nonces else "new",
         )
 
-    def _load_members(self, records: dict[str, TxIntent]) -> None:
-        """Attach the members of each live carrier to it. The carrier's record is what says who
-        its members are; a member whose own record does not decode is made again from the
-        carrier's calldata (its ``reply_to`` comes back with its requester's resend). A member
-        whose carrier is not live (its record did not decode) cannot be known to be sent or
-        not: FAILED, never sent a second time (its requester reads the chain)."""
-        for lv in list(self.live.values()):
-            carrier = lv.intent
-            if not carrier.members:
+    def _load_members(self, records: dict[str, TxIntent], done: list[TxIntent]) -> None:
+        """Attach each carried member (PENDING with ``bundle``) to its carrier: live, watched
+        after a revert on chain, or rejected by the node (FAILED without inclusion, held until
+        its filler settles). The carrier's record is the truth about its members: one whose
+        own record does not decode is made again from the carrier's calldata. A carrier whose
+        record does not decode is rebuilt from its signed attempts; failing that its members
+        are FAILED, never sent a second time (their requesters read the chain)."""
+        by_carrier: dict[str, dict[str, TxIntent]] = {}
+        for member in records.values():
+            by_carrier.setdefault(member.bundle, {})[member.intent_id] = member
+        for lv in self.live.values():  # live carriers whose members' records all failed to load
+            if lv.intent.members:
+                by_carrier.setdefault(lv.intent.intent_id, {})
+        settled = {i.intent_id: i for i in done}
+        for carrier_id, found in by_carrier.items():
+            live = self.live.get(carrier_id)
+            carrier = live.intent if live is not None else settled.get(carrier_id)
+            if carrier is None:
+                key = intent_key(self.chain, carrier_id)
+                carrier = self.store.get_lenient("txs", key, TxIntent)
+            if carrier is None:
+                carrier = self._rebuilt_carrier(carrier_id, list(found.values()))
+            if carrier is None or not set(found) <= set(carrier.members):
+                self._orphaned(list(found.values()))
                 continue
-            calls = self._member_calls(carrier)
-            mine: list[TxIntent] = []
-            for n, member_id in enumerate(carrier.members):
-                record = records.pop(member_id, None)
-                if record is None or record.bundle != carrier.intent_id:
-                    record = self._remade_member(carrier, member_id, calls[n] if calls else b"")
-                mine.append(record)
-                self.carried[member_id] = carrier.intent_id
-            self.members[carrier.intent_id] = mine
-        if not records:
-            return
+            self._attach(carrier, found)
+            if carrier.state is IntentState.CONFIRMED:  # its members' write was lost
+                self._settle_members(carrier)
+        for carrier in list(self.held.values()):
+            rejected = carrier.inclusion is None
+            if rejected and not any(
+                i.filler and i.bundle == carrier.intent_id
+                for i in [*(lv.intent for lv in self.live.values()), *self.watch.values()]
+            ):  # its filler is settled: the carrier's nonce is used for good
+                self._dissolve_held(carrier, "its nonce was filled")
+
+    def _attach(self, carrier: TxIntent, found: dict[str, TxIntent]) -> None:
+        calls = self._member_calls(carrier)
+        mine: list[TxIntent] = []
+        for n, member_id in enumerate(carrier.members):
+            record = found.get(member_id)
+            if record is None:
+                call = calls[n] if n < len(calls) else b""
+                record = self._remade_member(carrier, member_id, call)
+            mine.append(record)
+            self.carried[member_id] = carrier.intent_id
+        self.members[carrier.intent_id] = mine
+        if carrier.state is IntentState.FAILED:
+            self.held[carrier.intent_id] = carrier
+
+    def _rebuilt_carrier(self, carrier_id: str, found: list[TxIntent]) -> TxIntent | None:
+        """A carrier whose record does not decode, from its members' records and its signed
+        attempts at their nonce: PENDING again, followed to its receipt (its nonce is never
+        left a gap). None when that cannot be known (as ``_rebuilt``)."""
+        nonce = found[0].nonce
+        attempts = self._attempts_of(carrier_id, nonce)
+        if nonce is None or not attempts:
+            return None
+        rule = rule_for(found[0].data)
+        try:
+            data = rule.carrier([m.data for m in found]) if rule is not None else b""
+        except BundleError:
+            data = b""
+        carrier = TxIntent.model_construct(
+            intent_id=carrier_id,
+            chain=self.chain,
+            to=found[0].to,
+            data=data,
+            value=0,
+            reply_to="",
+            state=IntentState.PENDING,
+            nonce=nonce,
+            created_at=self.clock.now(),
+            members=tuple(m.intent_id for m in found),
+        )
+        detail = {"nonce": nonce, "attempts": len(attempts), "members": len(found)}
+        self._write(
+            [(intent_key(self.chain, carrier_id), carrier)],
+            self._audit("intent_record_rebuilt", carrier_id, detail),
+        )
+        self.live[carrier_id] = _Live(carrier, attempts)
+        log.warning("%s: carrier %s rebuilt from its attempts", self.name, carrier_id)
+        return carrier
+
+    def _attempts_of(self, intent_id: str, nonce: int | None) -> list[TxAttempt] | None:
+        """The stored attempts of ``intent_id`` (at ``nonce``, or any), in ``seq`` order; None
+        when they cannot be proven complete: an attempt record that does not decode, or a key
+        rotation in the audit log (attempts are stored by nonce without the address, so a new
+        key's may have taken an old one's place)."""
+        skipped: list[StoredValueError] = []
+        attempts = [
+            a
+            for _, a in self.store.items(
+                "txs",
+                attempts_prefix(self.chain, nonce),
+                expect=TxAttempt,
+                on_bad_value=skipped.append,
+            )
+            if a.intent_id == intent_id
+        ]
+        rotated = any(
+            entry.actor == self.name
+            and entry.action in ("signer_key_changed", "signer_key_draining")
+            for _, entry in self.store.items("audit", expect=AuditEntry)
+        )
+        if skipped or rotated:
+            return None
+        return sorted(attempts, key=lambda a: (a.nonce, a.seq))
+
+    def _orphaned(self, members: list[TxIntent]) -> None:
         reason = "its carrier's record does not decode: whether it was sent cannot be known"
-        orphans = [self._failed(m, reason) for m in records.values()]
+        orphans = [self._failed(m, reason) for m in members]
         log.error("%s: %d members without a readable carrier: FAILED", self.name, len(orphans))
         self._write([(intent_key(self.chain, m.intent_id), m) for m in orphans])
         self.stats["failed"] += len(orphans)
@@ -477,6 +584,7 @@ class Signer(SupervisedActor):
             "watched": len(self.watch),
             "carriers": sum(1 for lv in self.live.values() if lv.intent.members),
             "carried": len(self.carried),
+            "held": len(self.held),
             "last_error": self.last_error,
             # the chain's client, shared with the listener and the resolvers: every request
             # (retries included) and every one that failed
@@ -563,24 +671,13 @@ class Signer(SupervisedActor):
         nonce, followed to its receipt: never signed twice); False if none was; None if that
         cannot be known: an attempt record that does not decode, or a key rotation in the
         audit log (attempts are stored by nonce without the address, so a new key's may have
-        taken an old one's place)."""
-        skipped: list[StoredValueError] = []
-        attempts = [
-            a
-            for _, a in self.store.items(
-                "txs", attempts_prefix(self.chain), expect=TxAttempt, on_bad_value=skipped.append
-            )
-            if a.intent_id == msg.intent_id
-        ]
-        rotated = any(
-            entry.actor == self.name
-            and entry.action in ("signer_key_changed", "signer_key_draining")
-            for _, entry in self.store.items("audit", expect=AuditEntry)
-        )
-        if skipped or rotated:
+        taken an old one's place). A member of a confirmed carrier (which has no attempts of its
+        own) is answered from the carrier."""
+        attempts = self._attempts_of(msg.intent_id, None)
+        if attempts is None:
             return None
         if not attempts:
-            return False
+            return self._member_found(msg)
         nonce = max(a.nonce for a in attempts)
         intent = self._intent_of(msg, state=IntentState.PENDING, nonce=nonce)
         detail = {"nonce": nonce, "attempts": len(attempts)}
@@ -599,6 +696,35 @@ class Signer(SupervisedActor):
             len(ours),
         )
         return True
+
+    def _member_found(self, msg: SubmitTx) -> bool:
+        """Whether ``msg``'s intent was carried by a confirmed carrier still on record (found
+        by its attempts); if so its record is written again and it is answered."""
+        carriers = {
+            a.intent_id
+            for _, a in self.store.items("txs", attempts_prefix(self.chain), expect=TxAttempt)
+            if a.intent_id.startswith(f"{self.chain}:bundle:")
+        }
+        for carrier_id in sorted(carriers):
+            carrier = self.store.get_lenient("txs", intent_key(self.chain, carrier_id), TxIntent)
+            if carrier is None or msg.intent_id not in carrier.members:
+                continue
+            if carrier.state is not IntentState.CONFIRMED:
+                return False
+            member = self._intent_of(
+                msg,
+                state=IntentState.CONFIRMED,
+                nonce=carrier.nonce,
+                inclusion=carrier.inclusion,
+                bundle=carrier_id,
+            )
+            self._write(
+                [(intent_key(self.chain, member.intent_id), member)],
+                self._audit("intent_record_rebuilt", member.intent_id, {"carrier": carrier_id}),
+            )
+            self._reply(member)
+            return True
+        return False
 
     def _schedule_flush(self) -> None:
         if not self.flush_pending:
@@ -730,7 +856,8 @@ class Signer(SupervisedActor):
         return out
 
     def _carrier(self, chunk: list[_Live]) -> _Live | None:
-        """A new carrier of ``chunk``'s calls; its id is a digest of its members' ids."""
+        """A new carrier of ``chunk``'s calls; its id is a digest of its members' ids and the
+        nonce counter."""
         rule = rule_for(chunk[0].intent.data)
         assert rule is not None
         try:
@@ -741,7 +868,9 @@ class Signer(SupervisedActor):
                 lv.solo = True
             return None
         ids = tuple(lv.intent.intent_id for lv in chunk)
-        digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:32]
+        # with the counter: a carrier of the same calls made again is another intent
+        seed = "\n".join((*ids, str(self._next_nonce), str(len(self.live))))
+        digest = hashlib.sha256(seed.encode()).hexdigest()[:32]
         carrier = TxIntent.model_construct(
             intent_id=f"{self.chain}:bundle:{digest}",
             chain=self.chain,
@@ -801,9 +930,16 @@ class Signer(SupervisedActor):
         self, carrier: TxIntent, reason: str, inclusion: Inclusion | None = None
     ) -> tuple[TxIntent, list[TxIntent]]:
         """A written carrier given up: FAILED with no members, and its members QUEUED alone.
-        Only where none of its attempts can still be mined (reverted in simulation after its
-        nonce was used elsewhere, reverted on chain, or its nonce filled)."""
-        update = {"state": IntentState.QUEUED, "nonce": None, "bundle": "", "inclusion": None}
+        Only where none of its attempts can still take effect: reverted in simulation after its
+        nonce was used elsewhere, reverted on chain and deeper than any reorg watched, or its
+        nonce filled for good (``_settle_deep``)."""
+        update = {
+            "state": IntentState.QUEUED,
+            "nonce": None,
+            "bundle": "",
+            "inclusion": None,
+            "alone": True,
+        }
         alone = [m.model_copy(update=update) for m in self.members.get(carrier.intent_id, [])]
         failed = self._failed(carrier, f"dissolved, {len(alone)} calls go alone: {reason}")
         return failed.model_copy(update={"members": (), "inclusion": inclusion}), alone
@@ -811,6 +947,7 @@ class Signer(SupervisedActor):
     def _went_alone(self, carrier_id: str, alone: list[TxIntent]) -> None:
         """After ``_dissolved`` was written: its members are QUEUED intents of their own."""
         self.members.pop(carrier_id, None)
+        self.held.pop(carrier_id, None)
         self.live.pop(carrier_id, None)
         self.queue = [i for i in self.queue if i != carrier_id]
         for member in alone:
@@ -819,6 +956,49 @@ class Signer(SupervisedActor):
             self.queue.append(member.intent_id)
         if alone:
             self._schedule_flush()
+
+    def _dissolve_held(self, carrier: TxIntent, reason: str) -> TxIntent:
+        """A held carrier whose fate is settled without effect: dissolved, written; the record
+        as it is now."""
+        dissolved, alone = self._dissolved(carrier, reason, carrier.inclusion)
+        self._write([(intent_key(self.chain, i.intent_id), i) for i in [dissolved, *alone]])
+        self._went_alone(carrier.intent_id, alone)
+        if carrier.intent_id in self.watch:
+            self.watch[carrier.intent_id] = dissolved
+        log.warning(
+            "%s: carrier %s is settled without effect (%s): its %d calls go alone",
+            self.name,
+            carrier.intent_id,
+            reason,
+            len(alone),
+        )
+        return dissolved
+
+    def _settle_members(self, carrier: TxIntent) -> list[TxIntent]:
+        """A carrier CONFIRMED: its members too (written, answered); their records."""
+        update = {"state": IntentState.CONFIRMED, "inclusion": carrier.inclusion, "reason": ""}
+        members = [m.model_copy(update=update) for m in self.members.pop(carrier.intent_id, [])]
+        self.held.pop(carrier.intent_id, None)
+        self._write([(intent_key(self.chain, m.intent_id), m) for m in members])
+        for member in members:
+            self.carried.pop(member.intent_id, None)
+            self.stats["confirmed"] += 1
+            self._reply(member)
+        return members
+
+    def _settle_deep(self, deep: list[TxIntent]) -> list[TxIntent]:
+        """Done intents now deeper than any reorg watched: a carrier that reverted on chain
+        can no longer take effect, nor one whose nonce its filler took; their members go
+        alone. Returns ``deep`` as the records now are (to be forgotten)."""
+        out: list[TxIntent] = []
+        for intent in deep:
+            now = intent
+            if intent.members and intent.state is IntentState.FAILED:
+                now = self._dissolve_held(intent, "reverted on chain")
+            elif intent.filler and intent.bundle in self.held:
+                self._dissolve_held(self.held[intent.bundle], "its nonce was filled")
+            out.append(now)
+        return out
 
     def _simulate(self, lives: list[_Live]) -> list[int | str | None]:
         """Per intent, as one JSON-RPC batch: its gas limit, a failure reason (str) if the
@@ -963,7 +1143,7 @@ class Signer(SupervisedActor):
             for intent in self.watch.values()
             if intent.inclusion and intent.inclusion.block_number <= head - self.watch_blocks
         ]
-        self._forget(deep)
+        self._forget(self._settle_deep(deep))
         for intent in deep:
             del self.watch[intent.intent_id]
         self._raise_if_incomplete()
@@ -1036,7 +1216,6 @@ class Signer(SupervisedActor):
             return
         done: list[TxIntent] = []
         members: list[TxIntent] = []
-        dissolved: list[tuple[TxIntent, list[TxIntent]]] = []
         for lv in ready:
             assert lv.receipt is not None
             if lv.receipt.status == 1:
@@ -1048,20 +1227,17 @@ class Signer(SupervisedActor):
                 f"reverted on chain in block {lv.receipt.block_number} "
                 f"(tx {lv.receipt.tx_hash}); its nonce {lv.intent.nonce} is used"
             )
-            if lv.intent.members:  # nothing of it took effect: each call goes alone
-                dissolved.append(self._dissolved(lv.intent, reason, lv.receipt))
-                done.append(dissolved[-1][0])
-            else:
-                done.append(self._failed(lv.intent, reason, inclusion=lv.receipt))
-        alone = [m for _, ms in dissolved for m in ms]
-        self._write([(intent_key(self.chain, i.intent_id), i) for i in done + members + alone])
-        for carrier, ms in dissolved:
-            self._went_alone(carrier.intent_id, ms)
+            # a carrier's members are held with it until no reorg can undo the revert
+            done.append(self._failed(lv.intent, reason, inclusion=lv.receipt))
+        self._write([(intent_key(self.chain, i.intent_id), i) for i in done + members])
         for intent in done:
             self.live.pop(intent.intent_id, None)
-            self.members.pop(intent.intent_id, None)
             self.watch[intent.intent_id] = intent
             self.stats["confirmed" if intent.state is IntentState.CONFIRMED else "failed"] += 1
+            if intent.members and intent.state is IntentState.FAILED:
+                self.held[intent.intent_id] = intent
+            else:
+                self.members.pop(intent.intent_id, None)
             self._reply(intent)
         for member in members:
             self.carried.pop(member.intent_id, None)
@@ -1186,7 +1362,9 @@ class Signer(SupervisedActor):
         if back.members:
             self.members[intent_id] = members
             self.carried.update(dict.fromkeys(back.members, intent_id))
-            self.stats["confirmed"] -= len(members)  # a carrier with members was CONFIRMED
+            self.held.pop(intent_id, None)
+            if done.state is IntentState.CONFIRMED:  # else they were held, PENDING
+                self.stats["confirmed"] -= len(members)
         attempts = [
             a
             for _, a in self.store.items(
@@ -1207,7 +1385,8 @@ class Signer(SupervisedActor):
         for n, member_id in enumerate(carrier.members):
             record = self.store.get_lenient("txs", intent_key(self.chain, member_id), TxIntent)
             if record is None or record.bundle != carrier.intent_id:
-                record = self._remade_member(carrier, member_id, calls[n] if calls else b"")
+                call = calls[n] if n < len(calls) else b""
+                record = self._remade_member(carrier, member_id, call)
             back.append(record.model_copy(update=update))
         return back
 
@@ -1253,6 +1432,8 @@ class Signer(SupervisedActor):
         self.nonces = counter
         if lv.intent.filler:
             del self.live[intent_id]
+            if lv.intent.bundle in self.held:  # nor can the carrier it filled for take effect
+                self._dissolve_held(self.held[lv.intent.bundle], "its nonce was used elsewhere")
         else:
             self.live[intent_id] = _Live(again)
             self.queue.append(intent_id)
@@ -1298,6 +1479,10 @@ class Signer(SupervisedActor):
         if other is not None and revived:
             self.watch[other.intent_id] = other
             self._reply(other)
+            if other.intent_id in self.held and other.state is IntentState.CONFIRMED:
+                self._settle_members(other)  # a carrier given up as rejected: mined after all
+            elif other.intent_id in self.held:
+                self.held[other.intent_id] = other  # reverted: settled once it is deep
 
     def _check_external(self, latest: int, pending: int) -> None:
         """The chain is past our counter: someone else used the key. Alert and resync."""
@@ -1337,9 +1522,8 @@ class Signer(SupervisedActor):
             return
         nonce = lv.top.nonce
         failed = self._failed(lv.intent, f"rejected by the node: {text}")
-        alone: list[TxIntent] = []
-        if lv.intent.members:  # the carrier's size may be the reason: each call goes alone
-            failed, alone = self._dissolved(lv.intent, f"rejected by the node: {text}")
+        # a carrier's members are held with it until its filler settles the nonce: a node may
+        # still mine the rejected attempt (``_mined_by_other``); then they go alone
         filler = TxIntent(
             intent_id=f"{self.chain}:filler:{nonce}",
             chain=self.chain,
@@ -1349,6 +1533,7 @@ class Signer(SupervisedActor):
             nonce=nonce,
             filler=True,
             created_at=self.clock.now(),
+            bundle=failed.intent_id if failed.members else "",
         )
         # seq goes on from the abandoned attempt's: attempt keys are unique per nonce
         attempt = self._sign(filler, lv.top.seq + 1, lv.top.fees, TRANSFER_GAS)
@@ -1357,13 +1542,12 @@ class Signer(SupervisedActor):
                 (intent_key(self.chain, failed.intent_id), failed),
                 (intent_key(self.chain, filler.intent_id), filler),
                 (attempt_key(self.chain, nonce, attempt.seq), attempt),
-                *((intent_key(self.chain, m.intent_id), m) for m in alone),
             ],
             self._audit("nonce_filled", failed.intent_id, {"nonce": nonce, "reason": text}),
         )
         del self.live[failed.intent_id]
-        if lv.intent.members:
-            self._went_alone(failed.intent_id, alone)
+        if failed.members:
+            self.held[failed.intent_id] = failed
         self.live[filler.intent_id] = _Live(filler, [attempt])
         self.stats["failed"] += 1
         self.stats["fillers"] += 1

@@ -108,7 +108,10 @@ class TxIntent(Frozen):
     """A carrier's (a bundle's): the intents whose calls its one transaction makes (ADR 0021).
     Emptied when it is dissolved (its members go on alone)."""
     bundle: str = ""
-    """A member's: the carrier whose transaction makes its call; its fate is the carrier's."""
+    """A member's: the carrier whose transaction makes its call; its fate is the carrier's.
+    A filler's: the carrier whose nonce it fills (the carrier's members wait for it)."""
+    alone: bool = False
+    """Never carried again: a carrier of it was dissolved."""
 
 
 class TxAttempt(Frozen):

@@ -430,10 +430,15 @@ POISON = "0x00000000000000000000000000000000DeaDBeef"
 
 class RejectingProxy:
     """Forwards JSON-RPC to anvil, but answers every ``eth_sendRawTransaction`` of a transaction
-    to ``POISON`` with a rejection no re-send can change ("intrinsic gas too low")."""
+    whose bytes hold ``marker`` (default: sent to ``POISON``) with a rejection no re-send can
+    change (``message``, default "intrinsic gas too low")."""
 
-    def __init__(self, upstream: str) -> None:
-        marker = bytes.fromhex(POISON[2:].lower())
+    def __init__(
+        self,
+        upstream: str,
+        marker: bytes = bytes.fromhex(POISON[2:].lower()),
+        message: str = "intrinsic gas too low",
+    ) -> None:
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: object) -> None:
@@ -449,7 +454,7 @@ class RejectingProxy:
                     if call["method"] == "eth_sendRawTransaction" and marker in bytes.fromhex(
                         raw[2:]
                     ):
-                        error = {"code": -32000, "message": "intrinsic gas too low"}
+                        error = {"code": -32000, "message": message}
                         answers[call["id"]] = {"jsonrpc": "2.0", "id": call["id"], "error": error}
                     else:
                         forward.append(call)

@@ -24,7 +24,7 @@ from sources.evm import EvmClient
 from sources.keys import SigningKey
 from storage import Store
 from supervision import Runtime
-from tests.integration.test_signer import committed
+from tests.integration.test_signer import RejectingProxy, audits, committed
 from tests.integration.test_signer_harness import (
     CHAIN,
     SIGNER,
@@ -36,6 +36,7 @@ from tests.integration.test_signer_harness import (
     rpc,
     signer_runtime,
     signer_txs,
+    stored_attempts,
     stored_intents,
     txpool_pending,
 )
@@ -214,15 +215,16 @@ def test_a_carrier_reverted_on_chain_sends_its_members_alone(
     tmp_path: Path,
 ) -> None:
     """Another resolver commits one of the markets ahead of our carrier, in the block that
-    mines it: the carrier reverts on chain (nothing of it took effect), so its members go
-    alone; the taken one fails for good with its own reason, the others are confirmed."""
+    mines it: the carrier reverts on chain (nothing of it took effect). Its members are held
+    with it until no reorg can undo that (``watch_blocks`` deep), then go alone: the taken one
+    fails for good with its own reason, the others are confirmed."""
     oracle = w3.eth.contract(address=deployment.oracle, abi=load_artifact("SimpleOracle").abi)
     allow = oracle.encode_abi("setResolver", [OUTSIDER.address, True])
     send(w3, DEPLOYER, {"to": deployment.oracle, "data": allow})
     anvil.set_automine(False)
     intents = commit_intents(deployment.oracle, 3)
     with Store.open(tmp_path / "data") as store:
-        with signer_runtime(store, slow_evm, KEY, BUNDLED) as rt:
+        with signer_runtime(store, slow_evm, KEY, BUNDLED, args={"watch_blocks": 4}) as rt:
             replies = rt.services.extra["replies"]
             queue_then_heal(rt, store, proxy, intents)
             rt.wait_for(lambda: txpool_pending(anvil.rpc_url) == 1, timeout=20)
@@ -241,7 +243,10 @@ def test_a_carrier_reverted_on_chain_sends_its_members_alone(
                 Account.sign_transaction(ahead, OUTSIDER.private_key).raw_transaction
             )
             anvil.mine(1)
+            rt.wait_for(lambda: rt.state(SIGNER)["held"] == 1, timeout=20)
+            assert rt.state(SIGNER)["carried"] == 3 and replies.snapshot() == []
             anvil.set_automine(True)
+            anvil.mine(4)  # the revert is now deeper than the reorgs watched
             taken = intents[1].intent_id
             failed = rt.wait_for(lambda: replies.failed().get(taken), timeout=30)
             rt.wait_for(lambda: replies.confirmed_count() == 2, timeout=30)
@@ -255,3 +260,132 @@ def test_a_carrier_reverted_on_chain_sends_its_members_alone(
     assert "reverted on chain" in carrier.reason
     assert all(records[m.intent_id].bundle == "" for m in intents)
     assert_gapless(signer_txs(anvil.rpc_url, RESOLVER.address), 3)
+
+
+@pytest.fixture
+def rejecting(anvil: Anvil) -> Iterator[RpcProxy]:
+    """``proxy`` in front of a node that refuses every ``commitBatch`` transaction for good."""
+    with (
+        RejectingProxy(anvil.rpc_url, marker=COMMIT_BATCH, message="oversized data") as node,
+        RpcProxy(node.url, seed=1, faults=Faults(error_rate=1.0)) as running,
+    ):
+        yield running
+
+
+def test_a_rejected_carrier_holds_its_members_until_mined_after_all(
+    anvil: Anvil, deployment: Deployment, rejecting: RpcProxy, tmp_path: Path
+) -> None:
+    """The node refuses the carrier for good, so its nonce gets a filler; but another node
+    mines the carrier after all. Its members waited with it: each is answered with the
+    carrier's transaction, and none of them was ever sent alone."""
+    anvil.set_automine(False)
+    intents = commit_intents(deployment.oracle, 3)
+    with (
+        EvmClient([rejecting.url], 31337, 5.0, retries=0) as evm,
+        Store.open(tmp_path / "data") as store,
+        signer_runtime(store, evm, KEY, BUNDLED) as rt,
+    ):
+        replies = rt.services.extra["replies"]
+        queue_then_heal(rt, store, rejecting, intents)
+        rt.wait_for(lambda: rt.state(SIGNER)["fillers"] == 1, timeout=20)
+        rt.wait_for(lambda: txpool_pending(anvil.rpc_url) == 1, timeout=10)  # the filler
+        assert rt.state(SIGNER)["held"] == 1 and replies.snapshot() == []
+        attempts = stored_attempts(store)
+        carrier = next(a for a in attempts if a.intent_id.startswith(f"{CHAIN}:bundle:"))
+        filler = next(a for a in attempts if a.intent_id == f"{CHAIN}:filler:0")
+        anvil.rpc("anvil_dropTransaction", filler.tx_hash)
+        anvil.rpc("eth_sendRawTransaction", "0x" + carrier.raw.hex())  # "another node"
+        for _ in range(3):
+            head = anvil.block_number() + 1
+            anvil.mine(1)
+            rt.wait_for(lambda h=head: rt.state(SIGNER)["head"] >= h, timeout=10)
+        rt.wait_for(lambda: replies.confirmed_count() == 3, timeout=10)
+        assert {m.tx_hash for m in replies.confirmed().values()} == {carrier.tx_hash}
+        assert replies.failed() == {}
+        state = rt.state(SIGNER)
+        assert state["held"] == state["carried"] == 0 and state["nonce"] == 1
+    assert [h for _, h, _ in signer_txs(anvil.rpc_url, RESOLVER.address)] == [carrier.tx_hash]
+
+
+def test_a_rejected_carrier_whose_nonce_is_filled_sends_its_members_alone_once_deep(
+    anvil: Anvil, deployment: Deployment, rejecting: RpcProxy, tmp_path: Path
+) -> None:
+    """The filler of a rejected carrier's nonce is mined: the members are held (across a
+    restart) until that is deeper than the reorgs watched, then each goes alone, for good:
+    a restart does not carry them again."""
+    intents = commit_intents(deployment.oracle, 3)
+    args = {"watch_blocks": 4}
+    with (
+        EvmClient([rejecting.url], 31337, 5.0, retries=0) as evm,
+        Store.open(tmp_path / "data") as store,
+    ):
+        with signer_runtime(store, evm, KEY, BUNDLED, args=args) as rt:
+            queue_then_heal(rt, store, rejecting, intents)
+            rt.wait_for(lambda: stored_intents(store)[f"{CHAIN}:filler:0"].inclusion, timeout=20)
+            assert rt.state(SIGNER)["held"] == 1
+        with signer_runtime(store, evm, KEY, BUNDLED, args=args) as rt:
+            replies = rt.services.extra["replies"]
+            state = rt.state(SIGNER)
+            assert state["held"] == 1 and state["carried"] == 3
+            for msg in intents:
+                rt.tell(SIGNER, msg)
+            anvil.mine(4)
+            rt.wait_for(lambda: replies.confirmed_count() == 3, timeout=20)
+            assert len({m.tx_hash for m in replies.confirmed().values()}) == 3
+        with signer_runtime(store, evm, KEY, BUNDLED, args=args) as rt:
+            assert rt.state(SIGNER)["carriers"] == 0
+        records = stored_intents(store)
+    (carrier,) = [r for r in records.values() if r.intent_id.startswith(f"{CHAIN}:bundle:")]
+    assert carrier.state is IntentState.FAILED and carrier.members == ()
+    assert all(records[m.intent_id].alone for m in intents)
+    mined = signer_txs(anvil.rpc_url, RESOLVER.address)
+    assert_gapless(mined, 4)  # the filler, then each commit alone
+
+
+def test_an_unreadable_carrier_record_is_rebuilt_from_its_attempts(
+    anvil: Anvil, deployment: Deployment, proxy: RpcProxy, slow_evm: EvmClient, tmp_path: Path
+) -> None:
+    """The carrier is signed and stored but never reached the node, and its record is lost:
+    at start it is rebuilt from its members and its signed attempt, so its nonce is sent (no
+    gap) and every member answered by that one transaction."""
+    intents = commit_intents(deployment.oracle, 3)
+    with Store.open(tmp_path / "data") as store:
+        with signer_runtime(store, slow_evm, KEY, BUNDLED) as rt:
+            for msg in intents:
+                rt.tell(SIGNER, msg)
+            rt.wait_for(lambda: len(stored_intents(store)) == 3, timeout=20)
+            proxy.set_faults(methods=("eth_sendRawTransaction",))  # signs, cannot send
+            rt.wait_for(lambda: rt.state(SIGNER)["carried"] == 3, timeout=20)
+        carrier = next(i for i in stored_intents(store).values() if i.members)
+        key = intent_key(CHAIN, carrier.intent_id)
+        store.write(lambda txn: txn.raw.put(key, b"\x93garbage", db=txn.dbi("txs")))
+        proxy.set_faults(error_rate=0.0)
+        with signer_runtime(store, slow_evm, KEY, BUNDLED) as rt:
+            replies = rt.services.extra["replies"]
+            assert rt.state(SIGNER)["carriers"] == 1
+            for msg in intents:
+                rt.tell(SIGNER, msg)
+            rt.wait_for(lambda: replies.confirmed_count() == 3, timeout=20)
+            (tx,) = {m.tx_hash for m in replies.confirmed().values()}
+        assert [e.subject for e in audits(store, "intent_record_rebuilt")] == [carrier.intent_id]
+    assert [h for _, h, _ in signer_txs(anvil.rpc_url, RESOLVER.address)] == [tx]
+
+
+def test_a_member_whose_record_is_lost_after_confirmation_is_answered_from_its_carrier(
+    anvil: Anvil, deployment: Deployment, proxy: RpcProxy, slow_evm: EvmClient, tmp_path: Path
+) -> None:
+    intents = commit_intents(deployment.oracle, 3)
+    with Store.open(tmp_path / "data") as store:
+        with signer_runtime(store, slow_evm, KEY, BUNDLED) as rt:
+            replies = rt.services.extra["replies"]
+            queue_then_heal(rt, store, proxy, intents)
+            rt.wait_for(lambda: replies.confirmed_count() == 3, timeout=20)
+            first = replies.confirmed()[intents[1].intent_id]
+            lost = intent_key(CHAIN, intents[1].intent_id)
+            store.write(lambda txn: txn.raw.put(lost, b"\x93garbage", db=txn.dbi("txs")))
+            before = len(replies.snapshot())
+            rt.tell(SIGNER, intents[1])
+            rt.wait_for(lambda: len(replies.snapshot()) == before + 1, timeout=20)
+            assert replies.snapshot()[-1] == first and rt.state(SIGNER)["nonce"] == 1
+        assert stored_intents(store)[intents[1].intent_id].state is IntentState.CONFIRMED
+    assert len(signer_txs(anvil.rpc_url, RESOLVER.address)) == 1
