@@ -326,9 +326,13 @@ class Signer(SupervisedActor):
         by_carrier: dict[str, dict[str, TxIntent]] = {}
         for member in records.values():
             by_carrier.setdefault(member.bundle, {})[member.intent_id] = member
-        for lv in self.live.values():  # live carriers whose members' records all failed to load
-            if lv.intent.members:
-                by_carrier.setdefault(lv.intent.intent_id, {})
+        # carriers whose members' records may all have failed to load: live ones, those held
+        # after a revert, and those named by their nonce's filler
+        for intent in [*(lv.intent for lv in self.live.values()), *done]:
+            if intent.members and intent.state is not IntentState.CONFIRMED:
+                by_carrier.setdefault(intent.intent_id, {})
+            elif intent.filler and intent.bundle:
+                by_carrier.setdefault(intent.bundle, {})
         settled = {i.intent_id: i for i in done}
         for carrier_id, found in by_carrier.items():
             live = self.live.get(carrier_id)
@@ -336,12 +340,14 @@ class Signer(SupervisedActor):
             if carrier is None:
                 key = intent_key(self.chain, carrier_id)
                 carrier = self.store.get_lenient("txs", key, TxIntent)
-            if carrier is None:
+            if carrier is None and found:
                 carrier = self._rebuilt_carrier(carrier_id, list(found.values()))
-            if carrier is None or not set(found) <= set(carrier.members):
-                self._orphaned(list(found.values()))
+            strays = [m for i, m in found.items() if carrier is None or i not in carrier.members]
+            if strays:
+                self._orphaned(strays)
+            if carrier is None or not carrier.members:
                 continue
-            self._attach(carrier, found)
+            self._attach(carrier, {i: m for i, m in found.items() if i in carrier.members})
             if carrier.state is IntentState.CONFIRMED:  # its members' write was lost
                 self._settle_members(carrier)
         for carrier in list(self.held.values()):
@@ -368,12 +374,17 @@ class Signer(SupervisedActor):
 
     def _rebuilt_carrier(self, carrier_id: str, found: list[TxIntent]) -> TxIntent | None:
         """A carrier whose record does not decode, from its members' records and its signed
-        attempts at their nonce: PENDING again, followed to its receipt (its nonce is never
-        left a gap). None when that cannot be known (as ``_rebuilt``)."""
-        nonce = found[0].nonce
-        attempts = self._attempts_of(carrier_id, nonce)
-        if nonce is None or not attempts:
+        attempts: PENDING again at its newest attempts' nonce, followed to its receipt (its
+        nonce is never left a gap); FAILED and held if the node had rejected it (a filler
+        names it). None when that cannot be known (as ``_rebuilt``)."""
+        attempts = self._attempts_of(carrier_id, None)
+        if not attempts:
             return None
+        nonce = max(a.nonce for a in attempts)
+        attempts = [a for a in attempts if a.nonce == nonce]
+        filler_key = intent_key(self.chain, f"{self.chain}:filler:{nonce}")
+        filler = self.store.get_lenient("txs", filler_key, TxIntent)
+        rejected = filler is not None and filler.bundle == carrier_id
         rule = rule_for(found[0].data)
         try:
             data = rule.carrier([m.data for m in found]) if rule is not None else b""
@@ -386,17 +397,19 @@ class Signer(SupervisedActor):
             data=data,
             value=0,
             reply_to="",
-            state=IntentState.PENDING,
+            state=IntentState.FAILED if rejected else IntentState.PENDING,
             nonce=nonce,
             created_at=self.clock.now(),
             members=tuple(m.intent_id for m in found),
+            reason="rejected by the node (rebuilt)" if rejected else "",
         )
         detail = {"nonce": nonce, "attempts": len(attempts), "members": len(found)}
         self._write(
             [(intent_key(self.chain, carrier_id), carrier)],
             self._audit("intent_record_rebuilt", carrier_id, detail),
         )
-        self.live[carrier_id] = _Live(carrier, attempts)
+        if not rejected:
+            self.live[carrier_id] = _Live(carrier, attempts)
         log.warning("%s: carrier %s rebuilt from its attempts", self.name, carrier_id)
         return carrier
 
@@ -673,11 +686,14 @@ class Signer(SupervisedActor):
         audit log (attempts are stored by nonce without the address, so a new key's may have
         taken an old one's place). A member of a confirmed carrier (which has no attempts of its
         own) is answered from the carrier."""
+        member = self._member_found(msg)
+        if member is not False:
+            return member
         attempts = self._attempts_of(msg.intent_id, None)
         if attempts is None:
             return None
         if not attempts:
-            return self._member_found(msg)
+            return False
         nonce = max(a.nonce for a in attempts)
         intent = self._intent_of(msg, state=IntentState.PENDING, nonce=nonce)
         detail = {"nonce": nonce, "attempts": len(attempts)}
@@ -697,20 +713,24 @@ class Signer(SupervisedActor):
         )
         return True
 
-    def _member_found(self, msg: SubmitTx) -> bool:
+    def _member_found(self, msg: SubmitTx) -> bool | None:
         """Whether ``msg``'s intent was carried by a confirmed carrier still on record (found
-        by its attempts); if so its record is written again and it is answered."""
+        by its attempts): True, its record written again and answered. None if that cannot be
+        known (a carrier lists it but is not settled, or a carrier's record does not decode);
+        False if no carrier lists it."""
         carriers = {
             a.intent_id
             for _, a in self.store.items("txs", attempts_prefix(self.chain), expect=TxAttempt)
             if a.intent_id.startswith(f"{self.chain}:bundle:")
         }
+        unknown = False
         for carrier_id in sorted(carriers):
             carrier = self.store.get_lenient("txs", intent_key(self.chain, carrier_id), TxIntent)
+            unknown = unknown or carrier is None
             if carrier is None or msg.intent_id not in carrier.members:
                 continue
             if carrier.state is not IntentState.CONFIRMED:
-                return False
+                return None
             member = self._intent_of(
                 msg,
                 state=IntentState.CONFIRMED,
@@ -724,7 +744,7 @@ class Signer(SupervisedActor):
             )
             self._reply(member)
             return True
-        return False
+        return None if unknown else False
 
     def _schedule_flush(self) -> None:
         if not self.flush_pending:
@@ -1449,7 +1469,9 @@ class Signer(SupervisedActor):
         """Another intent's attempt took this nonce (an attempt abandoned as rejected that a
         node mined after all). That intent is done after all; this one goes back to QUEUED (a
         filler has nothing left to do)."""
-        other = self.store.get_lenient("txs", intent_key(self.chain, attempt.intent_id), TxIntent)
+        other = self.store.get_lenient(
+            "txs", intent_key(self.chain, attempt.intent_id), TxIntent
+        ) or self.held.get(attempt.intent_id)
         revived = other is not None and other.inclusion is None and other.intent_id not in self.live
         puts: list[tuple[bytes, Any]] = []
         if other is not None and revived:

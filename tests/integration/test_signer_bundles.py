@@ -389,3 +389,44 @@ def test_a_member_whose_record_is_lost_after_confirmation_is_answered_from_its_c
             assert replies.snapshot()[-1] == first and rt.state(SIGNER)["nonce"] == 1
         assert stored_intents(store)[intents[1].intent_id].state is IntentState.CONFIRMED
     assert len(signer_txs(anvil.rpc_url, RESOLVER.address)) == 1
+
+
+def test_a_held_carrier_keeps_its_members_when_all_their_records_are_lost(
+    anvil: Anvil, deployment: Deployment, rejecting: RpcProxy, tmp_path: Path
+) -> None:
+    """A rejected carrier waits for its filler; every member's record is lost meanwhile. At
+    start the filler names the carrier, whose record names the members: they are held again
+    (made again from its calldata), so asking again sends nothing alone, and the carrier
+    mined after all answers them all."""
+    anvil.set_automine(False)
+    intents = commit_intents(deployment.oracle, 3)
+    with (
+        EvmClient([rejecting.url], 31337, 5.0, retries=0) as evm,
+        Store.open(tmp_path / "data") as store,
+    ):
+        with signer_runtime(store, evm, KEY, BUNDLED) as rt:
+            queue_then_heal(rt, store, rejecting, intents)
+            rt.wait_for(lambda: txpool_pending(anvil.rpc_url) == 1, timeout=20)  # the filler
+        for msg in intents:
+            key = intent_key(CHAIN, msg.intent_id)
+            store.write(lambda txn, k=key: txn.raw.put(k, b"\x93garbage", db=txn.dbi("txs")))
+        with signer_runtime(store, evm, KEY, BUNDLED) as rt:
+            replies = rt.services.extra["replies"]
+            state = rt.state(SIGNER)
+            assert state["held"] == 1 and state["carried"] == 3 and state["nonce"] == 1
+            for msg in intents:
+                rt.tell(SIGNER, msg)
+            rt.wait_for(lambda: rt.state(SIGNER)["queued"] == 0, timeout=10)
+            assert rt.state(SIGNER)["nonce"] == 1 and replies.snapshot() == []
+            attempts = stored_attempts(store)
+            carrier = next(a for a in attempts if a.intent_id.startswith(f"{CHAIN}:bundle:"))
+            filler = next(a for a in attempts if a.intent_id == f"{CHAIN}:filler:0")
+            anvil.rpc("anvil_dropTransaction", filler.tx_hash)
+            anvil.rpc("eth_sendRawTransaction", "0x" + carrier.raw.hex())
+            for _ in range(3):
+                head = anvil.block_number() + 1
+                anvil.mine(1)
+                rt.wait_for(lambda h=head: rt.state(SIGNER)["head"] >= h, timeout=10)
+            rt.wait_for(lambda: replies.confirmed_count() == 3, timeout=10)
+            assert {m.tx_hash for m in replies.confirmed().values()} == {carrier.tx_hash}
+    assert [h for _, h, _ in signer_txs(anvil.rpc_url, RESOLVER.address)] == [carrier.tx_hash]
