@@ -718,12 +718,15 @@ class Signer(SupervisedActor):
         by its attempts): True, its record written again and answered. None if that cannot be
         known (a carrier lists it but is not settled, or a carrier's record does not decode);
         False if no carrier lists it."""
+        skipped: list[StoredValueError] = []
         carriers = {
             a.intent_id
-            for _, a in self.store.items("txs", attempts_prefix(self.chain), expect=TxAttempt)
+            for _, a in self.store.items(
+                "txs", attempts_prefix(self.chain), expect=TxAttempt, on_bad_value=skipped.append
+            )
             if a.intent_id.startswith(f"{self.chain}:bundle:")
         }
-        unknown = False
+        unknown = bool(skipped)  # an attempt that does not decode may be a carrier's
         for carrier_id in sorted(carriers):
             carrier = self.store.get_lenient("txs", intent_key(self.chain, carrier_id), TxIntent)
             unknown = unknown or carrier is None
