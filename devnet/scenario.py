@@ -31,7 +31,8 @@ FILLS_USER = "0xb7b6f3cea3f66bf525f5d8f965f6dbf6d9b017b2"
 
 _HOUR = 3600
 _KPEPE_FROM = 1_684_702_800  # 2023-05-21 21:00 UTC; kPEPE 1h candles run to 2023-05-22 19:00
-_FUNDING_DAY = 1_685_577_600  # 2023-06-01 00:00 UTC; BTC funding rows are hourly
+_FUNDING_DAY = 1_685_577_600  # 2023-06-01 00:00 UTC; BTC funding rows every 8 hours until
+_HOURLY_FUNDING_FROM = 1_686_182_400  # 2023-06-08 00:00 UTC, then every hour (to 2023-07-17)
 _FILLS_HOUR = 1_683_244_800  # 2023-05-05 00:00 UTC
 
 
@@ -224,7 +225,9 @@ def generated_specs(creator: str, count: int, seed: int = 7) -> list[MarketSpec]
                 )
             )
         elif choice == 2:
-            start = _FUNDING_DAY + rng.randrange(0, 30 * 24) * _HOUR
+            # hourly rows: every window of whole hours holds some (before 2023-06-08, a window
+            # shorter than 8 hours could hold none, and its market could never be resolved)
+            start = _HOURLY_FUNDING_FROM + rng.randrange(0, 30 * 24) * _HOUR
             end = start + rng.randrange(1, 48) * _HOUR
             out.append(
                 _spec(
