@@ -595,7 +595,7 @@ class Signer(SupervisedActor):
             "balance_wei": self.balance_wei,
             "funded": None if self.balance_wei is None else not self.unfunded,
             "watched": len(self.watch),
-            "carriers": sum(1 for lv in self.live.values() if lv.intent.members),
+            "carriers": len(self.members.keys() - self.held.keys()),
             "carried": len(self.carried),
             "held": len(self.held),
             "last_error": self.last_error,
