@@ -60,11 +60,11 @@ MAX_RESOLVERS = int(os.environ.get("ORACLE_RUNNER_BURST_RESOLVERS", "2048"))
 """The daemon's ``max_resolvers`` for the burst: 2,048 beat 512 in each of three alternating
 pairs once mailboxes were cheap (ADR 0006, 2026-12-06)."""
 RESOLVER_THREADS = LimitsConfig().resolver_threads
+"""The dispatcher the resolvers run on (ADR 0015): the daemon's default, set explicitly."""
 _BUNDLE_DEFAULT = ChainConfig.model_fields["bundle_max"].default
 BUNDLE_MAX = int(os.environ.get("ORACLE_RUNNER_BURST_BUNDLE", str(_BUNDLE_DEFAULT)))
 """Calls a runner transaction carries (``chains.<name>.bundle_max``, ADR 0021); 1 is the
 runner of before, a transaction per commit."""
-"""The dispatcher the resolvers run on (ADR 0015): the daemon's default, set explicitly."""
 COMMITTED = {"COMMITTED", "FINALIZE_SENT", "FINALIZED"}
 DEFAULT_GC_THRESHOLD = gc.get_threshold()
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from web3 import Web3
 
 from devnet.environment import Devnet
+from protocol.spec import MarketKey
 from sources.bundles import COMMIT, FINALIZE, carrier_rule, rule_for
 
 
@@ -60,3 +61,12 @@ def runner_calls(net: Devnet) -> RunnerCalls:
                 market = Web3.to_checksum_address(call[4 + 12 : 4 + 32])
                 out.calls[(action, market)] += 1
     return out
+
+
+def assert_once_each(mined: RunnerCalls, keys: list[MarketKey]) -> None:
+    """One commit and one finalize mined per market, nothing reverted, no nonce skipped."""
+    once = dict.fromkeys((k.address for k in keys), 1)
+    assert mined.per_market("commit") == once
+    assert mined.per_market("finalize") == once
+    assert mined.reverted == 0 and mined.other == 0
+    assert sorted(mined.nonces) == list(range(mined.transactions))

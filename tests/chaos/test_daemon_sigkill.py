@@ -25,7 +25,7 @@ from protocol.evaluation import evaluate, next_page, plan
 from protocol.spec import MarketKey, MarketSpec
 from sources.hyperliquid import HyperliquidClient
 from supervision import wait_for
-from tests.runner_txs import runner_calls
+from tests.runner_txs import assert_once_each, runner_calls
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(900), pytest.mark.xdist_group("chaos")]
 
@@ -137,9 +137,7 @@ def test_sigkill_at_random_points_loses_nothing_and_commits_once(tmp_path: Path)
         # every transaction of the runner's key, decoded: one commit and one finalize call per
         # market (alone or carried), none reverted, the nonces 0..n-1 without a gap
         mined = runner_calls(net)
-        assert mined.per_market("commit") == once and mined.per_market("finalize") == once
-        assert mined.reverted == 0 and mined.other == 0
-        assert sorted(mined.nonces) == list(range(mined.transactions))
+        assert_once_each(mined, keys)
         assert net.w3.eth.get_transaction_count(net.deployment.resolver) == mined.transactions
         expected = expected_outcomes(net, specs)
         assert [held[k][0] for k in keys] == expected

@@ -15,21 +15,12 @@ from protocol.messages import OperatorAction, OperatorCommand
 from protocol.override import OverrideRecord, record_hash
 from protocol.proof import canonical_bytes, data_hash_hex, verify
 from protocol.records import JobState, Resolution
-from protocol.spec import MarketKey, MarketSpec
+from protocol.spec import MarketSpec
 from storage import Store, get_proof
 from tests.integration.daemon_harness import jobs, running, wait_states
-from tests.runner_txs import RunnerCalls, runner_calls
+from tests.runner_txs import assert_once_each, runner_calls
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300), pytest.mark.xdist_group("e2e")]
-
-
-def assert_once_each(mined: RunnerCalls, keys: list[MarketKey]) -> None:
-    """One commit and one finalize mined per market, nothing reverted, no nonce skipped."""
-    once = dict.fromkeys((k.address for k in keys), 1)
-    assert mined.per_market("commit") == once
-    assert mined.per_market("finalize") == once
-    assert mined.reverted == 0 and mined.other == 0
-    assert sorted(mined.nonces) == list(range(mined.transactions))
 
 
 def test_every_default_market_is_finalized_with_a_verifiable_proof(tmp_path: Path) -> None:
