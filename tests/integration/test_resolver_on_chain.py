@@ -35,6 +35,7 @@ from storage import Database, Store, Txn, get_proof
 from storage.checkpoints import checkpoint_key
 from supervision import FaultPlan
 from tests.integration.daemon_harness import running, store_of, wait_job
+from tests.integration.test_signer_harness import put_garbage
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240), pytest.mark.xdist_group("e2e")]
 
@@ -61,11 +62,6 @@ def runner_intent(store: Store, net: Devnet, key: MarketKey, action: str) -> TxI
     """The signer's intent for ``action`` on the market, if the runner ever made one."""
     ident = intent_id("dev", net.deployment.oracle, key.address, action)
     return store.get("txs", intent_key("dev", ident), TxIntent)
-
-
-def put_garbage(store: Store, db: Database, key: bytes) -> None:
-    """Bytes that decode as no model, under ``key``: a value corrupted on disk."""
-    store.write(lambda txn: txn.raw.put(key, b"\x93garbage", db=txn.dbi(db)))
 
 
 def restore_data_dir(

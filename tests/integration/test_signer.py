@@ -19,22 +19,23 @@ from devnet.deploy import Deployment
 from devnet.keys import DEV_ACCOUNTS, OUTSIDER, RESOLVER
 from protocol.records import AuditEntry
 from protocol.supervision import FaultAction, FaultRule
-from protocol.tx_records import IntentState, intent_key
+from protocol.tx_records import IntentState
 from sources.artifacts import all_abis
 from sources.evm import EvmClient
 from sources.keys import SigningKey
 from storage import Store
 from supervision import FaultPlan
 from tests.integration.test_signer_harness import (
-    CHAIN,
     SIGNER,
     ChainCfg,
     assert_gapless,
     assert_index_exact,
     commit_intents,
     market_address,
+    mine_seen,
     signer_runtime,
     signer_txs,
+    spoil_intent,
     stored_attempts,
     stored_intents,
     transfer_intents,
@@ -357,8 +358,7 @@ def test_an_intent_whose_stored_record_does_not_decode_is_rebuilt_never_signed_t
                 lambda: rt.services.extra["replies"].confirmed().get(signed.intent_id), timeout=20
             )
         for intent in (signed, unsigned):  # lost while the signer was down
-            key = intent_key(CHAIN, intent.intent_id)
-            store.write(lambda txn, k=key: txn.raw.put(k, b"\x93garbage", db=txn.dbi("txs")))
+            spoil_intent(store, intent.intent_id)
         with signer_runtime(store, evm, KEY, ChainCfg(confirmations=0)) as rt:
             replies = rt.services.extra["replies"]
             rt.tell(SIGNER, signed)
@@ -383,8 +383,7 @@ def test_an_unreadable_intent_after_a_key_rotation_is_failed_not_guessed(
     rotation = AuditEntry(ts=0.0, actor=SIGNER, action="signer_key_changed")
     with Store.open(tmp_path / "data") as store:
         store.audit(rotation)
-        key = intent_key(CHAIN, intent.intent_id)
-        store.write(lambda txn: txn.raw.put(key, b"\x93garbage", db=txn.dbi("txs")))
+        spoil_intent(store, intent.intent_id)
         with signer_runtime(store, evm, KEY, ChainCfg(confirmations=0)) as rt:
             replies = rt.services.extra["replies"]
             rt.tell(SIGNER, intent)
@@ -537,10 +536,7 @@ def test_a_rejected_attempt_mined_after_all_is_found_by_its_nonce(
             filler = next(a for a in stored_attempts(store) if a.intent_id != poisoned.intent_id)
             anvil.rpc("anvil_dropTransaction", filler.tx_hash)
             anvil.rpc("eth_sendRawTransaction", "0x" + rejected.raw.hex())  # "another node"
-            for _ in range(3):
-                head = anvil.block_number() + 1
-                anvil.mine(1)
-                rt.wait_for(lambda h=head: rt.state(SIGNER)["head"] >= h, timeout=10)
+            mine_seen(rt, anvil, 3)
             done = rt.wait_for(lambda: replies.confirmed().get(poisoned.intent_id), timeout=10)
             assert done.tx_hash == rejected.tx_hash and done.nonce == 0
             state = rt.state(SIGNER)

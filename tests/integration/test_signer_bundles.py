@@ -17,7 +17,7 @@ from devnet.deploy import Deployment, send
 from devnet.keys import DEPLOYER, OUTSIDER, RESOLVER
 from devnet.rpc_proxy import Faults, RpcProxy
 from protocol.messages import SubmitTx
-from protocol.tx_records import IntentState, intent_key
+from protocol.tx_records import IntentState
 from sources.artifacts import all_abis, load_artifact
 from sources.bundles import COMMIT_BATCH
 from sources.evm import EvmClient
@@ -33,9 +33,11 @@ from tests.integration.test_signer_harness import (
     assert_index_exact,
     commit_intents,
     market_address,
+    mine_seen,
     rpc,
     signer_runtime,
     signer_txs,
+    spoil_intent,
     stored_attempts,
     stored_intents,
     txpool_pending,
@@ -164,8 +166,7 @@ def test_a_restart_keeps_members_with_their_carrier_in_flight(
             queue_then_heal(rt, store, proxy, intents)
             rt.wait_for(lambda: rt.state(SIGNER)["carried"] == 6, timeout=20)
             rt.wait_for(lambda: txpool_pending(anvil.rpc_url) == 1, timeout=20)
-        lost = intent_key(CHAIN, intents[2].intent_id)
-        store.write(lambda txn: txn.raw.put(lost, b"\x93garbage", db=txn.dbi("txs")))
+        spoil_intent(store, intents[2].intent_id)
         with signer_runtime(store, slow_evm, KEY, BUNDLED) as rt:
             replies = rt.services.extra["replies"]
             state = rt.state(SIGNER)
@@ -295,10 +296,7 @@ def test_a_rejected_carrier_holds_its_members_until_mined_after_all(
         filler = next(a for a in attempts if a.intent_id == f"{CHAIN}:filler:0")
         anvil.rpc("anvil_dropTransaction", filler.tx_hash)
         anvil.rpc("eth_sendRawTransaction", "0x" + carrier.raw.hex())  # "another node"
-        for _ in range(3):
-            head = anvil.block_number() + 1
-            anvil.mine(1)
-            rt.wait_for(lambda h=head: rt.state(SIGNER)["head"] >= h, timeout=10)
+        mine_seen(rt, anvil, 3)
         rt.wait_for(lambda: replies.confirmed_count() == 3, timeout=10)
         assert {m.tx_hash for m in replies.confirmed().values()} == {carrier.tx_hash}
         assert replies.failed() == {}
@@ -357,8 +355,7 @@ def test_an_unreadable_carrier_record_is_rebuilt_from_its_attempts(
             proxy.set_faults(methods=("eth_sendRawTransaction",))  # signs, cannot send
             rt.wait_for(lambda: rt.state(SIGNER)["carried"] == 3, timeout=20)
         carrier = next(i for i in stored_intents(store).values() if i.members)
-        key = intent_key(CHAIN, carrier.intent_id)
-        store.write(lambda txn: txn.raw.put(key, b"\x93garbage", db=txn.dbi("txs")))
+        spoil_intent(store, carrier.intent_id)
         proxy.set_faults(error_rate=0.0)
         with signer_runtime(store, slow_evm, KEY, BUNDLED) as rt:
             replies = rt.services.extra["replies"]
@@ -381,8 +378,7 @@ def test_a_member_whose_record_is_lost_after_confirmation_is_answered_from_its_c
             queue_then_heal(rt, store, proxy, intents)
             rt.wait_for(lambda: replies.confirmed_count() == 3, timeout=20)
             first = replies.confirmed()[intents[1].intent_id]
-            lost = intent_key(CHAIN, intents[1].intent_id)
-            store.write(lambda txn: txn.raw.put(lost, b"\x93garbage", db=txn.dbi("txs")))
+            spoil_intent(store, intents[1].intent_id)
             before = len(replies.snapshot())
             rt.tell(SIGNER, intents[1])
             rt.wait_for(lambda: len(replies.snapshot()) == before + 1, timeout=20)
@@ -408,8 +404,7 @@ def test_a_held_carrier_keeps_its_members_when_all_their_records_are_lost(
             queue_then_heal(rt, store, rejecting, intents)
             rt.wait_for(lambda: txpool_pending(anvil.rpc_url) == 1, timeout=20)  # the filler
         for msg in intents:
-            key = intent_key(CHAIN, msg.intent_id)
-            store.write(lambda txn, k=key: txn.raw.put(k, b"\x93garbage", db=txn.dbi("txs")))
+            spoil_intent(store, msg.intent_id)
         with signer_runtime(store, evm, KEY, BUNDLED) as rt:
             replies = rt.services.extra["replies"]
             state = rt.state(SIGNER)
@@ -423,10 +418,7 @@ def test_a_held_carrier_keeps_its_members_when_all_their_records_are_lost(
             filler = next(a for a in attempts if a.intent_id == f"{CHAIN}:filler:0")
             anvil.rpc("anvil_dropTransaction", filler.tx_hash)
             anvil.rpc("eth_sendRawTransaction", "0x" + carrier.raw.hex())
-            for _ in range(3):
-                head = anvil.block_number() + 1
-                anvil.mine(1)
-                rt.wait_for(lambda h=head: rt.state(SIGNER)["head"] >= h, timeout=10)
+            mine_seen(rt, anvil, 3)
             rt.wait_for(lambda: replies.confirmed_count() == 3, timeout=10)
             assert {m.tx_hash for m in replies.confirmed().values()} == {carrier.tx_hash}
     assert [h for _, h, _ in signer_txs(anvil.rpc_url, RESOLVER.address)] == [carrier.tx_hash]

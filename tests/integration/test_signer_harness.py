@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from actors.signer import Signer
+from devnet.anvil import Anvil
 from devnet.keys import OUTSIDER
 from protocol.messages import SubmitTx, TxConfirmed, TxFailed
 from protocol.supervision import ChildSpec, Intensity, SupervisorSpec
@@ -37,7 +38,7 @@ from protocol.tx_records import (
 from sources.evm import EvmClient
 from sources.keys import SigningKey
 from sources.oracle import OracleClient
-from storage import Store
+from storage import Database, Store
 from storage.indexes import intents_index
 from supervision import Clock, FaultPlan, Runtime, SupervisedActor
 
@@ -288,3 +289,24 @@ def test_assert_gapless(count: int) -> None:
     assert_gapless([(n, "0x", 1) for n in range(count)], count)
     with pytest.raises(AssertionError):
         assert_gapless([(0, "0x", 1), (0, "0x", 2)], 2)
+
+
+# --- faults on disk and on chain ---------------------------------------------------------
+
+
+def put_garbage(store: Store, db: Database, key: bytes) -> None:
+    """Bytes that decode as no model, under ``key``: a value corrupted on disk."""
+    store.write(lambda txn: txn.raw.put(key, b"\x93garbage", db=txn.dbi(db)))
+
+
+def spoil_intent(store: Store, intent_id: str) -> None:
+    """The signer's record of ``intent_id`` no longer decodes."""
+    put_garbage(store, "txs", intent_key(CHAIN, intent_id))
+
+
+def mine_seen(rt: Runtime, anvil: Anvil, blocks: int) -> None:
+    """Mine ``blocks`` blocks one at a time, each seen by the signer as its head."""
+    for _ in range(blocks):
+        head = anvil.block_number() + 1
+        anvil.mine(1)
+        rt.wait_for(lambda: rt.state(SIGNER)["head"] >= head, timeout=10)  # noqa: B023
