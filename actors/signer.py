@@ -234,6 +234,9 @@ class Signer(SupervisedActor):
         self.failures = 0
         self.last_error = ""
         self.flush_pending = False
+        self.fees_at: tuple[str, Fees] | None = None
+        """The last flush's fees and the head they were quoted at: a flush at the same head
+        reuses them (a block's base fee and rewards do not change until the next block)."""
         self.inbox: dict[str, TxIntent] = {}
         self.gas_limits: dict[tuple[str, bytes], int] = {}
         """Gas limit (estimate + margin) per kind of call, (contract, selector, calls carried):
@@ -795,7 +798,7 @@ class Signer(SupervisedActor):
         yet written) goes into the same write, and is emptied by it."""
         self._incomplete = None
         lives = self._bundled([self.live[i] for i in intent_ids])
-        fees = self._quote()
+        fees = self._flush_fees()
         outcomes = self._simulate(lives)
         assert self.nonces is not None
         nonce = self.nonces.next_nonce
@@ -1607,6 +1610,14 @@ class Signer(SupervisedActor):
             gas_limit=gas,
             signed_at=self.clock.now(),
         )
+
+    def _flush_fees(self) -> Fees:
+        """``_quote`` once a head: the flushes between two blocks price alike."""
+        if self.fees_at is not None and self.head_hash and self.fees_at[0] == self.head_hash:
+            return self.fees_at[1]
+        fees = self._quote()
+        self.fees_at = (self.head_hash, fees)
+        return fees
 
     def _quote(self) -> Fees:
         """EIP-1559 fees for the next block: 2 x its base fee + a tip (the median of recent

@@ -33,6 +33,7 @@ of the named methods. Rewrites, applied to every request and to each call of a b
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import json
@@ -180,6 +181,7 @@ class RpcProxy:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._stats = dict.fromkeys(STAT_KEYS, 0)
+        self._methods: collections.Counter[str] = collections.Counter()
         self._stop = threading.Event()
         self._http = httpx.Client(timeout=upstream_timeout_s)
         self._server: _Server | None = None
@@ -244,9 +246,15 @@ class RpcProxy:
         with self._lock:
             return dict(self._stats)
 
+    def method_counts(self) -> dict[str, int]:
+        """Calls seen per JSON-RPC method (each call of a batch counts)."""
+        with self._lock:
+            return dict(self._methods)
+
     def reset_stats(self) -> None:
         with self._lock:
             self._stats = dict.fromkeys(STAT_KEYS, 0)
+            self._methods.clear()
 
     def _count(self, key: str, n: int = 1) -> None:
         with self._lock:
@@ -285,6 +293,8 @@ class RpcProxy:
         batch = isinstance(payload, list)
         calls = payload if batch else [payload]
         self._count("calls", len(calls))
+        with self._lock:
+            self._methods.update(_method(c) for c in calls)
         if batch:
             self._count("batches")
         f, latency, fault = self._draw(calls)

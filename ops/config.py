@@ -140,7 +140,7 @@ class LimitsConfig(Section):
     weight budget included) before the attempt fails as transient and is retried."""
     shutdown_deadline_s: Annotated[float, Field(gt=0)] = 30.0
     """Time allowed to stop the tree on SIGTERM."""
-    gc_young_threshold: Annotated[int, Field(ge=0)] = 50_000
+    gc_young_threshold: Annotated[int, Field(ge=0)] = 200_000
     """New objects between young garbage collections of ``oracle-runner run`` (Python's default:
     700), whose heap is frozen once the tree is up; 0 leaves the collector alone (ADR 0009)."""
 

@@ -3,7 +3,7 @@ and recursion limit.
 
     use_fast_keccak()             # first thing: before anything has hashed
     ...                           # load the config, start the daemon (it calls limit_recursion)
-    tune_gc(young=50_000)         # once the daemon's tree is up
+    tune_gc(young=200_000)        # once the daemon's tree is up
 
 The first two only change speed, never a result; the CLI (``runner.py``) and ``bench.burst``
 call them, while a process that merely embeds a ``Daemon`` (the tests) keeps its own settings.

@@ -19,11 +19,11 @@ An impossible spec raises ``pydantic.ValidationError`` whose message names the f
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
-from functools import lru_cache
 from typing import Annotated, Self
 
-from eth_utils.address import is_hex_address, to_checksum_address
+import sha3
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 MAX_DECIMALS = 36
@@ -38,19 +38,38 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False, use_enum_values=False)
 
 
-@lru_cache(maxsize=65536)
-def checksum_address(value: str) -> str:
-    """EIP-55 form of ``value`` (``0x`` and 40 hex digits); ``ValueError`` for anything else.
+_HEX_ADDRESS = re.compile(r"(?:0[xX])?[0-9a-fA-F]{40}")
+_UPPER = frozenset("89abcdef")
+"""Digest nibbles that capitalise the address digit at their place (EIP-55)."""
+_CHECKSUMS: dict[str, str] = {}
+_CHECKSUMS_MAX = 65536
 
-    Remembered, since every message about a market re-validates its address and the keccak
-    behind the checksum is not cheap::
+
+def checksum_address(value: str) -> str:
+    """EIP-55 form of ``value`` (40 hex digits, ``0x`` before them or not); ``ValueError`` for
+    anything else.
+
+    Remembered under the spelling asked and under its own (up to 65,536 addresses), since
+    every message about a market re-validates its address and the keccak behind the checksum
+    is not cheap::
 
         >>> checksum_address("0x" + "ab" * 20)
         '0xABaBaBaBABabABabAbAbABAbABabababaBaBABaB'
     """
-    if not is_hex_address(value):
+    known = _CHECKSUMS.get(value)
+    if known is not None:
+        return known
+    if not isinstance(value, str) or _HEX_ADDRESS.fullmatch(value) is None:
         raise ValueError(f"not a 20-byte hex address: {value!r}")
-    return str(to_checksum_address(value))
+    digits = value[-40:].lower()
+    digest = sha3.keccak_256(digits.encode()).hexdigest()
+    spelled = "0x" + "".join(
+        c.upper() if d in _UPPER else c for c, d in zip(digits, digest, strict=False)
+    )
+    if len(_CHECKSUMS) >= _CHECKSUMS_MAX:
+        _CHECKSUMS.clear()
+    _CHECKSUMS[value] = _CHECKSUMS[spelled] = spelled
+    return spelled
 
 
 Address = Annotated[str, AfterValidator(checksum_address)]

@@ -37,7 +37,6 @@ scheme://host:port, because provider URLs often carry an API key in the path.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -47,6 +46,7 @@ from typing import Any, TypeVar, overload
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 from eth_abi.abi import decode
 from eth_utils.abi import collapse_if_tuple
 from eth_utils.address import to_checksum_address
@@ -57,6 +57,7 @@ from protocol.spec import checksum_address
 from sources.bounded_post import bounded_post
 
 T = TypeVar("T")
+_JSON_HEADERS = {"content-type": "application/json"}
 BlockId = int | str
 """A block number or a tag: "latest", "pending", "safe", "finalized", "earliest"."""
 
@@ -545,7 +546,13 @@ class EvmClient:
         with self._lock:
             node.calls += 1
         try:
-            resp = bounded_post(self._http, node.url, deadline_s=self.timeout_s, json=body)
+            resp = bounded_post(
+                self._http,
+                node.url,
+                deadline_s=self.timeout_s,
+                content=orjson.dumps(body),
+                headers=_JSON_HEADERS,
+            )
         except httpx.TimeoutException as exc:
             timeout = TransientError(f"{node.label}: timeout after {self.timeout_s}s")
             raise _NodeFailure(timeout) from exc
@@ -557,8 +564,8 @@ class EvmClient:
         if status >= 500 or status in (408, 429):
             raise _NodeFailure(TransientError(f"{node.label}: HTTP {status}"))
         try:
-            data = json.loads(resp.body)
-        except (ValueError, RecursionError):
+            data = orjson.loads(resp.body)
+        except orjson.JSONDecodeError:  # also what it raises nested too deep
             data = None
         if not isinstance(data, dict | list):  # a 4xx may still carry a JSON-RPC error: use it
             what = f"HTTP {status}" if status != 200 else "malformed reply"

@@ -12,6 +12,7 @@ from eth_account import Account
 
 from devnet.anvil import Anvil
 from devnet.keys import DEPLOYER, OUTSIDER, RESOLVER
+from devnet.rpc_proxy import RpcProxy
 from protocol.tx_records import TxAttempt
 from sources.evm import EvmClient
 from sources.keys import SigningKey
@@ -150,3 +151,30 @@ def test_the_fee_cap_holds_and_a_capped_tx_is_reported_stuck(
         assert stored_attempts(store) == capped  # no attempt above the cap, ever
         assert done.tx_hash == capped[-1].tx_hash
     assert_gapless(signer_txs(anvil.rpc_url, RESOLVER.address), 1)
+
+
+def test_flushes_between_two_blocks_share_one_fee_quote(anvil: Anvil, tmp_path: Path) -> None:
+    """A block's base fee and rewards do not change until the next block: the flushes of one
+    head price alike from one ``eth_feeHistory``; a new head is quoted again."""
+    anvil.set_automine(False)
+    first, second, third = transfer_intents(3)
+    with RpcProxy(anvil.rpc_url) as proxy:
+        evm = EvmClient([proxy.url], chain_id=31337, timeout_s=5)
+        try:
+            with (
+                Store.open(tmp_path / "data") as store,
+                signer_runtime(store, evm, KEY, ChainCfg(confirmations=0)) as rt,
+            ):
+                rt.wait_for(lambda: rt.state(SIGNER)["head"] == anvil.block_number(), timeout=10)
+                for n, intent in enumerate((first, second), start=1):
+                    rt.tell(SIGNER, intent)
+                    rt.wait_for(lambda n=n: txpool_pending(anvil.rpc_url) == n, timeout=10)
+                assert proxy.method_counts().get("eth_feeHistory") == 1
+                a, b = stored_attempts(store)
+                assert a.fees == b.fees
+                mine_until(anvil, rt, NEVER, blocks=1)
+                rt.tell(SIGNER, third)
+                rt.wait_for(lambda: len(stored_attempts(store)) == 3, timeout=10)
+                assert proxy.method_counts().get("eth_feeHistory") == 2
+        finally:
+            evm.close()

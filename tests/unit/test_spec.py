@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from eth_utils.address import to_checksum_address
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from protocol.spec import MarketKey, MarketSpec, PredicateOp
+from protocol.spec import MarketKey, MarketSpec, PredicateOp, checksum_address
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -92,3 +95,24 @@ def test_market_keys_parse_and_refuse_garbage() -> None:
         MarketKey.parse("no-colon")
     with pytest.raises(ValidationError):
         MarketKey.parse("bad chain:0x" + "cd" * 20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    raw=st.binary(min_size=20, max_size=20),
+    case=st.sampled_from([str.lower, str.upper, lambda s: s]),
+    prefix=st.sampled_from(["0x", "0X", ""]),
+)
+def test_checksum_address_spells_as_eth_utils_does(raw: bytes, case: Any, prefix: str) -> None:
+    expected = to_checksum_address(raw)
+    asked = prefix + case(expected[2:])
+    assert checksum_address(asked) == expected
+    assert checksum_address(expected) == expected  # remembered under its own spelling too
+
+
+@pytest.mark.parametrize(
+    "value", ["", "0x", "0x" + "ab" * 19, "0x" + "ab" * 21, "0x" + "zz" * 20, "0xx" + "a" * 40]
+)
+def test_checksum_address_refuses_what_is_not_an_address(value: str) -> None:
+    with pytest.raises(ValueError, match="not a 20-byte hex address"):
+        checksum_address(value)
