@@ -21,13 +21,16 @@ deterministic ids, so the signer answers a repeated one with its known outcome. 
 effect is a read (``pending``), so the resolver reads the oracle as soon as it has its
 observation: when no commit is there, the observation and its proof are written with the stage
 COMMIT_SENT in one transaction, before the commit is submitted (ADR 0014); a commit already
-there, or a failed read, writes OBSERVED and goes on from it as above. A checkpoint that is
-missing or does not decode is replaced by the market's record if that has left DUE; failing
-both, a data proof still in ``proofs`` is reused if ``protocol.proof.verify`` recomputes its
-value and outcome from its own raw responses (a new query would give a new proof, its fetch
-times in it, whose hash is not the one we may have committed: our commit would be parked instead
-of adopted). A proof that does not verify is ignored and data is queried again: the runner never
-commits a value it cannot prove. Which of these it resumed from is logged (warning).
+there, or a failed read, writes OBSERVED and goes on from it as above. That read does not hold
+the resolver's pool worker: it goes out with other resolvers' reads on the oracle client's own
+thread (``OracleClient.read_pending``), and its answer comes back as a message (ADR 0022); the
+query's deadline covers it too. A checkpoint that is missing or does not decode is replaced by
+the market's record if that has left DUE; failing both, a data proof still in ``proofs`` is
+reused if ``protocol.proof.verify`` recomputes its value and outcome from its own raw responses
+(a new query would give a new proof, its fetch times in it, whose hash is not the one we may
+have committed: our commit would be parked instead of adopted). A proof that does not verify
+is ignored and data is queried again: the runner never commits a value it cannot prove. Which of
+these it resumed from is logged (warning).
 Failures are reported to the scheduler classified (``ResolutionFailed``), never guessed through.
 Args: ``key``, ``scheduler``; ``price_cache`` (name), ``query_timeout_s`` (120), ``resend_s``
 (30), ``poll_s`` (2), ``io_retries`` (5), ``yield_after_s`` (30: a longer wait for the dispute
@@ -37,10 +40,12 @@ window hands the market back to the scheduler until then, freeing the pool slot)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
+import pykka
 from pydantic import BaseModel
 
 from protocol.evaluation import EvaluationError, evaluate
@@ -71,6 +76,8 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 IO_ERRORS = (EvmError, OSError, LookupError, RuntimeError, ValueError)
 """What a stage's IO may raise that is retried (``_guarded``), not a crash."""
+Evidence = tuple[bytes, BaseModel]
+"""What an observation stores besides its record: the key and proof, or override record."""
 OVERRIDE_SUFFIX = b"#override"
 """Key suffix, in ``proofs``, of the override record committed instead of a data proof."""
 
@@ -130,6 +137,9 @@ class Resolver(SupervisedActor):
         self.io_retries = int(args.get("io_retries", 5))
         self.yield_after_s = float(args.get("yield_after_s", 30.0))
         self.io_failures = 0
+        self.reads = 0
+        self.observation: tuple[int, Evidence | None, dict[str, Any]] | None = None
+        """An observation made, waiting for the oracle read that decides its checkpoint."""
         self.queries = 0
         self.unreported = self.res.stage is Stage.COMMITTED
         """At COMMITTED and not yet told the scheduler (``_before_finalize`` tells it; a
@@ -174,10 +184,10 @@ class Resolver(SupervisedActor):
                 self._guarded(lambda: self._observed(message))
             case DataFailed(failure=failure, reason=reason) if self.res.stage is Stage.DUE:
                 self._fail(failure, f"data: {reason}")
-            case _QueryTimeout(query_id=query) if self._waiting_for(query):
-                self._fail(FailureClass.TRANSIENT, f"no data within {self.query_timeout_s:g}s")
-            case _QueryTimeout():
-                pass
+            case _OracleRead():
+                self._guarded(lambda: self._oracle_read(message))
+            case _QueryTimeout(query_id=query):
+                self._timed_out(query)
             case TxConfirmed(intent_id=intent) if intent == self._intent("commit"):
                 self._guarded(lambda: self._commit_confirmed(message))
             case TxConfirmed(intent_id=intent) if intent == self._intent("finalize"):
@@ -288,19 +298,43 @@ class Resolver(SupervisedActor):
             (self.key.db_key(), proof), _observation(proof, data_hash_hex(proof))
         )
 
-    def _observation_made(
-        self, evidence: tuple[bytes, BaseModel] | None, observation: dict[str, Any]
-    ) -> None:
-        """Checkpoint an observation (and its new ``evidence``): as COMMIT_SENT at once when
-        the oracle holds no commit for the market, else as OBSERVED, which reads it again and
-        adopts or parks. A failed read is OBSERVED's to retry: the proof is kept either way."""
-        try:
-            pending: Pending | None = self.oracle.pending(self.key.address)
-        except IO_ERRORS as exc:
-            log.warning("%s: oracle read after the observation: %s", self.name, exc)
-            pending = None
-        stage = Stage.COMMIT_SENT if pending is not None and not pending.committed else None
-        self._advance(stage or Stage.OBSERVED, evidence=evidence, **observation)
+    def _observation_made(self, evidence: Evidence | None, observation: dict[str, Any]) -> None:
+        """Hold an observation (and its new ``evidence``) until the oracle is read; the read
+        goes out without holding a pool worker, and its answer comes back as ``_OracleRead``."""
+        self.reads += 1
+        read = self.reads
+        self.observation = (read, evidence, observation)
+        actor = self.actor_ref
+
+        def deliver(answer: Pending | Exception) -> None:  # on the oracle's reads thread
+            with contextlib.suppress(pykka.ActorDeadError):  # stopped: its successor reads
+                actor.tell(_OracleRead.of(read, answer))
+
+        self.oracle.read_pending(self.key.address, deliver)
+
+    def _oracle_read(self, answer: _OracleRead) -> None:
+        """Checkpoint the held observation: as COMMIT_SENT at once when the oracle holds no
+        commit for the market, else as OBSERVED, which reads it again and adopts or parks. A
+        failed read is OBSERVED's to retry: the proof is kept either way. The answer for an
+        observation no longer held (checkpointed, or dropped by a restart) is ignored."""
+        if not self._holds(answer.read):
+            return
+        assert self.observation is not None
+        _, evidence, observation = self.observation
+        self.observation = None
+        if answer.error:
+            log.warning("%s: oracle read after the observation: %s", self.name, answer.error)
+        free = not answer.error and answer.committed is False
+        self._advance(
+            Stage.COMMIT_SENT if free else Stage.OBSERVED, evidence=evidence, **observation
+        )
+
+    def _holds(self, read: int) -> bool:
+        return (
+            self.res.stage is Stage.DUE
+            and self.observation is not None
+            and self.observation[0] == read
+        )
 
     def _before_commit(self) -> None:
         pending = self.oracle.pending(self.key.address)
@@ -371,9 +405,7 @@ class Resolver(SupervisedActor):
 
     # --- transitions ---------------------------------------------------------------------
 
-    def _advance(
-        self, stage: Stage, *, evidence: tuple[bytes, BaseModel] | None = None, **changes: Any
-    ) -> None:
+    def _advance(self, stage: Stage, *, evidence: Evidence | None = None, **changes: Any) -> None:
         """Checkpoint the new stage with the resolution record (and an observation's new
         ``evidence``: its key and proof or override record), then act on it."""
         updated = self.res.model_copy(update={"stage": stage, **changes})
@@ -454,8 +486,18 @@ class Resolver(SupervisedActor):
         )
         self.finish()
 
-    def _waiting_for(self, query_id: str) -> bool:
-        return self.res.stage is Stage.DUE and query_id == f"{self.name}#{self.queries}"
+    def _timed_out(self, query_id: str) -> None:
+        """The query's deadline: no data is a transient failure; data that came with no oracle
+        read after it is checkpointed OBSERVED, whose stage reads again. Late for a query
+        answered and checkpointed, or not the latest: nothing."""
+        if self.res.stage is not Stage.DUE or query_id != f"{self.name}#{self.queries}":
+            return
+        if self.observation is None:
+            self._fail(FailureClass.TRANSIENT, f"no data within {self.query_timeout_s:g}s")
+            return
+        late = f"no answer from the oracle within {self.query_timeout_s:g}s"
+        read = _OracleRead(read=self.observation[0], error=late)
+        self._guarded(lambda: self._oracle_read(read))
 
     def _stored(self, read: Callable[[], M | None]) -> M | None:
         """``read`` from the store, with a value that does not decode counted in the store's
@@ -480,3 +522,19 @@ def _observation(proof: Proof, data_hash: str) -> dict[str, Any]:
 class _QueryTimeout(Message):
     kind: Literal["resolver_query_timeout"] = "resolver_query_timeout"
     query_id: str
+
+
+class _OracleRead(Message):
+    """The oracle's ``pending(market)`` read for the observation held under ``read``."""
+
+    kind: Literal["resolver_oracle_read"] = "resolver_oracle_read"
+    read: int
+    committed: bool | None = None
+    """Whether the oracle holds a commit for the market; None when the read failed."""
+    error: str = ""
+
+    @classmethod
+    def of(cls, read: int, answer: Pending | Exception) -> _OracleRead:
+        if isinstance(answer, Exception):
+            return cls(read=read, error=f"{type(answer).__name__}: {answer}"[:300] or "failed")
+        return cls(read=read, committed=answer.committed)

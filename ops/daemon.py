@@ -231,14 +231,14 @@ class Daemon:
             HyperliquidClient(url, timeouts=timeouts, clock_ms=now_ms) for url in hl.base_urls
         ]
         self._clients.extend(hl_clients)
+        oracles = {name: OracleClient(evms[name], c.oracle) for name, c in config.chains.items()}
+        self._clients.extend(oracles.values())  # their read threads stop with the clients
         return {
             "store": store,
             "config": config,
             "chains": dict(config.chains),
             "evms": evms,
-            "oracles": {
-                name: OracleClient(evms[name], c.oracle) for name, c in config.chains.items()
-            },
+            "oracles": oracles,
             "signer_keys": keys,
             "hl_clients": hl_clients,
         }

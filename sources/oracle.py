@@ -2,12 +2,14 @@
 
     oracle = OracleClient(evm, "0xOracle...")
     p = oracle.pending(market)              # Pending(outcome, data_hash, commit_time, ...)
+    oracle.read_pending(market, deliver)    # the same, to a callback, without waiting
     data = oracle.commit_call(market, 1, bytes.fromhex("ab" * 32))
     signer.tell(SubmitTx(..., to=oracle.address, data=data, ...))
 
 Encoding is eth-abi's; every read goes through ``EvmClient`` (timeouts, failover). Reads made
 by many resolvers at once are coalesced: concurrent ``pending`` calls go out as one JSON-RPC
-batch, and concurrent ``chain_time`` calls share one ``eth_getBlockByNumber`` whose answer is
+batch (``read_pending`` ones likewise, on a thread of their own: ``sources.batcher``), and
+concurrent ``chain_time`` calls share one ``eth_getBlockByNumber`` whose answer is
 reused for ``chain_time_max_age_s`` (an older chain time only makes a finalize wait longer).
 """
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +26,7 @@ from eth_abi.abi import decode, encode
 from eth_abi.exceptions import DecodingError
 from eth_utils.abi import function_signature_to_4byte_selector
 
+from sources.batcher import Batcher
 from sources.bundles import COMMIT, FINALIZE
 from sources.coalesce import Coalescer
 from sources.evm import EvmClient, EvmError, TransientError
@@ -58,7 +61,11 @@ class OracleClient:
         self._reads: Coalescer[str, bytes] = Coalescer(
             self._pending_batch, linger_s=PENDING_LINGER_S
         )
+        self._async_reads: Batcher[str, bytes] = Batcher(
+            self._pending_batch, linger_s=PENDING_LINGER_S, name=f"oracle-reads-{address[:10]}"
+        )
         if evm is not None:  # (calldata-only users pass no client)
+            self._async_reads.max_batch = evm.max_batch
             self._reads.max_batch = evm.max_batch
             self._reads.timeout_s = evm.call_budget_s + evm.timeout_s  # the leader's call, and some
         self._time_lock = threading.Lock()
@@ -68,7 +75,29 @@ class OracleClient:
         self._block_times: dict[str, int] = {}
 
     def pending(self, market: str) -> Pending:
-        raw = self._reads.call(market)
+        return self._pending_of(market, self._reads.call(market))
+
+    def read_pending(self, market: str, deliver: Callable[[Pending | Exception], None]) -> None:
+        """``pending(market)`` without waiting: ``deliver`` gets the answer, or the exception,
+        on the reads' own thread (``sources.batcher``), so it should only pass it on."""
+
+        def decoded(raw: bytes | Exception) -> None:
+            if isinstance(raw, Exception):
+                deliver(raw)
+                return
+            try:
+                answer: Pending | Exception = self._pending_of(market, raw)
+            except Exception as exc:  # a malformed answer is the reader's to judge
+                answer = exc
+            deliver(answer)
+
+        self._async_reads.submit(market, decoded)
+
+    def close(self) -> None:
+        """Stop the thread of ``read_pending`` (the synchronous reads need no closing)."""
+        self._async_reads.close()
+
+    def _pending_of(self, market: str, raw: bytes) -> Pending:
         outcome, data_hash, commit_time, committed, finalized = self._decode(
             f"pending({market})", ["uint8", "bytes32", "uint64", "bool", "bool"], raw
         )

@@ -202,14 +202,7 @@ def test_an_oracle_read_that_fails_after_the_observation_keeps_the_proof_and_is_
         with running(net, tmp_path / "data") as daemon:
             assert daemon.runtime is not None
             store = store_of(daemon)
-
-            def observed() -> Resolution | None:
-                res = store.get("resolutions", key.db_key(), Resolution)
-                return res if res is not None and res.stage is Stage.OBSERVED else None
-
-            res = daemon.runtime.wait_for(observed, timeout=60, interval=0.05)
-            kept = get_proof(store, key.db_key())
-            assert kept is not None and data_hash_hex(kept) == res.data_hash
+            res = observed_with_its_proof(daemon, store, key)
             assert runner_intent(store, net, key, "commit") is None  # nothing sent unread
             net.proxy.set_faults(error_rate=0.0)
             done = wait_job(daemon, key, settled)
@@ -217,6 +210,45 @@ def test_an_oracle_read_that_fails_after_the_observation_keeps_the_proof_and_is_
             final = store.get("resolutions", key.db_key(), Resolution)
         assert final is not None and final.data_hash == res.data_hash
         assert net.outcomes([key])[key] == (res.outcome, res.data_hash, True)
+
+
+def observed_with_its_proof(daemon: Daemon, store: Store, key: MarketKey) -> Resolution:
+    """The market's record once it is OBSERVED, its proof kept with the hash it records."""
+    assert daemon.runtime is not None
+
+    def observed() -> Resolution | None:
+        res = store.get("resolutions", key.db_key(), Resolution)
+        return res if res is not None and res.stage is Stage.OBSERVED else None
+
+    res: Resolution = daemon.runtime.wait_for(observed, timeout=60, interval=0.05)
+    kept = get_proof(store, key.db_key())
+    assert kept is not None and data_hash_hex(kept) == res.data_hash
+    return res
+
+
+def test_an_oracle_read_slower_than_the_query_deadline_keeps_the_observation(
+    tmp_path: Path,
+) -> None:
+    """ADR 0022: the read after the observation does not hold the resolver; when it has not
+    answered by the query's deadline (every ``eth_call`` held 3 s at the proxy, the deadline
+    1.5 s) the observation is written as OBSERVED, proof and all, instead of the market
+    failing for want of data; that stage reads again and the market is committed with the
+    hash of that very proof, in its first attempt."""
+    with Devnet.start(dispute_window_s=3, rpc_faults=Faults()) as net:
+        assert net.proxy is not None
+        (spec,) = closed_specs(1)
+        (key,) = net.create_markets([spec])
+        net.proxy.set_faults(latency_s=3.0, methods=("eth_call",))
+        with running(net, tmp_path / "data", data_timeout_s=1.5) as daemon:
+            assert daemon.runtime is not None
+            store = store_of(daemon)
+            res = observed_with_its_proof(daemon, store, key)
+            net.proxy.set_faults(latency_s=0.0)
+            done = wait_job(daemon, key, settled)
+            assert done.state is JobState.FINALIZED, done.last_error
+            assert done.attempts == 1, done.last_error
+            final = store.get("resolutions", key.db_key(), Resolution)
+        assert final is not None and final.data_hash == res.data_hash
 
 
 def test_with_no_commit_on_chain_the_observation_is_written_as_commit_sent_at_once(
