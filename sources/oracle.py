@@ -122,18 +122,30 @@ class OracleClient:
             ) from None
 
     def chain_time(self) -> int:
-        """The latest block's timestamp: the time ``finalize`` is judged by."""
-        with self._block_reads():  # one caller asks; those arriving meanwhile take its answer
-            if (
-                self._time is not None
-                and time.monotonic() - self._time[0] < self.chain_time_max_age_s
-            ):
-                return self._time[1]
+        """The latest block's timestamp: the time ``finalize`` is judged by.
+
+        One caller reads the head at a time. A caller that finds a time already known, older
+        than ``chain_time_max_age_s``, while another caller (or a block read) holds the read
+        takes that time instead of waiting: an older chain time only makes a finalize wait
+        longer, never sooner, and under a burst hundreds of resolvers ask at once."""
+        known = self._time
+        if known is not None and time.monotonic() - known[0] < self.chain_time_max_age_s:
+            return known[1]
+        if known is None:
+            self._take_block_reads()  # with no time known, wait for the reader's answer
+        elif not self._time_lock.acquire(blocking=False):
+            return known[1]
+        try:
+            known = self._time
+            if known is not None and time.monotonic() - known[0] < self.chain_time_max_age_s:
+                return known[1]
             block = self.evm.get_block("latest")
             if block is None:
                 raise LookupError("the node has no latest block")
             self._time = (time.monotonic(), block.timestamp)
             return block.timestamp
+        finally:
+            self._time_lock.release()
 
     def block_time(self, block_hash: str) -> int:
         """The timestamp of the block ``block_hash`` (a commit's ``commitTime``); remembered,
@@ -153,12 +165,15 @@ class OracleClient:
     @contextmanager
     def _block_reads(self) -> Iterator[None]:
         """The block-read lock, waited for no longer than one call can take."""
-        if not self._time_lock.acquire(timeout=self._lock_wait_s):
-            raise TransientError(f"another block read has taken over {self._lock_wait_s:g} s")
+        self._take_block_reads()
         try:
             yield
         finally:
             self._time_lock.release()
+
+    def _take_block_reads(self) -> None:
+        if not self._time_lock.acquire(timeout=self._lock_wait_s):
+            raise TransientError(f"another block read has taken over {self._lock_wait_s:g} s")
 
     def _pending_batch(self, markets: list[str]) -> list[bytes | EvmError]:
         return self.evm.call_many(

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from web3 import Web3
 
+from devnet.anvil import Anvil
 from devnet.deploy import Deployment, send
 from devnet.keys import RESOLVER
+from devnet.rpc_proxy import RpcProxy
 from sources.artifacts import load_artifact
 from sources.evm import EvmClient, EvmError, TransientError
 from sources.oracle import OracleClient
+from supervision.runtime import wait_for
 
 pytest_plugins = ["tests.integration.chain_fixtures"]
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -55,6 +59,34 @@ def test_chain_time_is_the_latest_block_and_is_shared_briefly(
         times = set(pool.map(lambda _: shared.chain_time(), range(20)))
     assert len(times) == 1
     assert evm.health()[0].calls - calls == 1  # twenty readers, one request
+
+
+def test_a_reader_arriving_while_the_head_is_read_takes_the_time_known(
+    anvil: Anvil, deployment: Deployment
+) -> None:
+    """Under a burst hundreds of resolvers ask the chain time at once: while one reads the
+    head (held 1.5 s at the proxy), the others take the older time known at once instead of
+    waiting; an older time only delays a finalize. The reader's answer is then known."""
+    with RpcProxy(anvil.rpc_url) as proxy:
+        evm = EvmClient([proxy.url], chain_id=anvil.chain_id, timeout_s=5)
+        try:
+            oracle = OracleClient(evm, deployment.oracle, chain_time_max_age_s=0)
+            before = oracle.chain_time()
+            anvil.rpc("evm_increaseTime", 100)
+            anvil.mine(1)
+            proxy.set_faults(latency_s=1.5, methods=("eth_getBlockByNumber",))
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                reader = pool.submit(oracle.chain_time)
+                wait_for(lambda: proxy.stats()["latency"] == 1, timeout=5)
+                started = time.monotonic()
+                assert oracle.chain_time() == before
+                assert time.monotonic() - started < 1.0
+                after = reader.result(timeout=10)
+            assert after >= before + 100
+            proxy.set_faults(latency_s=0.0)
+            assert oracle.chain_time() == after
+        finally:
+            evm.close()
 
 
 def test_block_time_is_the_commit_blocks_timestamp_and_an_unknown_block_is_an_error(
