@@ -15,9 +15,13 @@
 
 Every stage is a ``Resolution`` checkpoint under the actor's name, written in one transaction
 with the market's record in ``resolutions`` (and, at OBSERVED, its proof in ``proofs`` and its
-pages in ``pages``: ``storage.proofs``); a restarted resolver reloads it and repeats the effect
-of its stage, which is safe: data queries are pure, and commit and finalize are intents with
-deterministic ids, so the signer answers a repeated one with its known outcome. OBSERVED's
+pages in ``pages``: ``storage.proofs``). The write goes to the daemon's checkpoint writer
+(``writes``: a thread of its own that group-commits the resolvers' checkpoints, ADR 0022), so
+no pool worker waits on it; the resolver enters the stage, and acts on it, only once it is
+durable, and messages that come meanwhile wait for that. A restarted resolver reloads it and
+repeats the effect of its stage, which is safe: data queries are pure, and commit and finalize
+are intents with deterministic ids, so the signer answers a repeated one with its known
+outcome. OBSERVED's
 effect is a read (``pending``), so the resolver reads the oracle as soon as it has its
 observation: when no commit is there, the observation and its proof are written with the stage
 COMMIT_SENT in one transaction, before the commit is submitted (ADR 0014); a commit already
@@ -35,7 +39,8 @@ Failures are reported to the scheduler classified (``ResolutionFailed``), never 
 Args: ``key``, ``scheduler``; ``price_cache`` (name), ``query_timeout_s`` (120), ``resend_s``
 (30), ``poll_s`` (2), ``io_retries`` (5), ``yield_after_s`` (30: a longer wait for the dispute
 window hands the market back to the scheduler until then, freeing the pool slot). Services:
-``store``, ``oracles`` (chain -> OracleClient).
+``store``, ``oracles`` (chain -> OracleClient), ``writes`` (a ``sources.batcher.Batcher`` of
+write functions over ``Store.write_many``).
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ from protocol.override import OverrideRecord, record_hash
 from protocol.proof import Proof, ProofError, build_proof, canonical_bytes, data_hash_hex, verify
 from protocol.records import Job, Resolution, Stage
 from protocol.spec import MarketKey, MarketSpec
+from sources.batcher import Batcher
 from sources.evm import EvmError
 from sources.oracle import OracleClient, Pending
 from storage import Store, StoredValueError, Txn, get_proof, put_proof
@@ -138,6 +144,12 @@ class Resolver(SupervisedActor):
         self.yield_after_s = float(args.get("yield_after_s", 30.0))
         self.io_failures = 0
         self.reads = 0
+        self.writes: Batcher[Callable[[Txn], None], None] = self.services.extra["writes"]
+        self.writing: tuple[int, Resolution] | None = None
+        """A checkpoint given to ``writes`` and not yet durable: its number and record. Until
+        it is, other messages wait in ``deferred`` (the stage they are judged by is that one)."""
+        self.written = 0
+        self.deferred: list[Any] = []
         self.observation: tuple[int, Evidence | None, dict[str, Any]] | None = None
         """An observation made, waiting for the oracle read that decides its checkpoint."""
         self.queries = 0
@@ -175,6 +187,9 @@ class Resolver(SupervisedActor):
     # --- messages ------------------------------------------------------------------------
 
     def handle(self, message: Any) -> Any:
+        if self.writing is not None:
+            self._while_writing(message)
+            return None
         match message:
             case Step(stage=stage) if stage is self.res.stage:
                 self._guarded(self._act)
@@ -194,7 +209,7 @@ class Resolver(SupervisedActor):
                 self._advance(Stage.FINALIZED, finalize_tx=message.tx_hash)
             case TxFailed():
                 self._guarded(lambda: self._tx_failed(message))
-            case DataAnswer() | DataFailed() | TxConfirmed():
+            case DataAnswer() | DataFailed() | TxConfirmed() | _Written():
                 pass  # late news of a stage already left
             case _:
                 return self.unhandled(message)
@@ -420,8 +435,41 @@ class Resolver(SupervisedActor):
             txn.put("resolutions", self.key.db_key(), updated)
             txn.put("checkpoints", checkpoint_key(self.name), updated)
 
-        self.store.write(save)
+        self.written += 1
+        self.writing = (self.written, updated)
+        number, actor = self.written, self.actor_ref
+
+        def deliver(outcome: Exception | None) -> None:  # on the writes' thread
+            with contextlib.suppress(pykka.ActorDeadError):  # stopped: its successor reloads
+                actor.tell(_Written.of(number, outcome))
+
+        self.writes.submit(save, deliver)
+
+    def _while_writing(self, message: Any) -> None:
+        """A checkpoint is on its way: its outcome is handled, anything else waits for it."""
+        if not isinstance(message, _Written):
+            self.deferred.append(message)
+            return
+        self._guarded(lambda: self._checkpointed(message))
+        if self.writing is None:
+            self._replay()
+
+    def _checkpointed(self, written: _Written) -> None:
+        """The checkpoint is durable (or failed: raised here, as a write of one's own would):
+        enter its stage, then handle what came meanwhile."""
+        assert self.writing is not None
+        number, updated = self.writing
+        if written.write != number:
+            return
+        self.writing = None
+        if written.error is not None:
+            raise written.error
         self._entered(updated)
+
+    def _replay(self) -> None:
+        deferred, self.deferred = self.deferred, []
+        for message in deferred:
+            self.handle(message)  # deferred again if it starts another write
 
     def _entered(self, updated: Resolution) -> None:
         self.res = updated
@@ -522,6 +570,22 @@ def _observation(proof: Proof, data_hash: str) -> dict[str, Any]:
 class _QueryTimeout(Message):
     kind: Literal["resolver_query_timeout"] = "resolver_query_timeout"
     query_id: str
+
+
+class _Written:
+    """The outcome of the checkpoint ``write``, from the writes' thread (an ``Exception`` in
+    a message of the actor's own: not a protocol message)."""
+
+    __slots__ = ("error", "write")
+    kind = "resolver_written"
+
+    def __init__(self, write: int, error: Exception | None) -> None:
+        self.write = write
+        self.error = error
+
+    @classmethod
+    def of(cls, write: int, outcome: Exception | None) -> _Written:
+        return cls(write, outcome if isinstance(outcome, Exception) else None)
 
 
 class _OracleRead(Message):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,11 +39,12 @@ from ops.repl_server import ReplServer
 from ops.repl_wire import socket_path_for
 from protocol.supervision import ChildSpec, Intensity, RestartType, Strategy, SupervisorSpec
 from sources.artifacts import all_abis
+from sources.batcher import Batcher
 from sources.evm import EvmClient
 from sources.hyperliquid import HyperliquidClient, Timeouts
 from sources.keys import KeyLoadError, SigningKey
 from sources.oracle import OracleClient
-from storage import Checkpoints, Store
+from storage import Checkpoints, Store, Txn
 from supervision import Clock, FaultPlan, Runtime, SupervisedActor, SystemClock
 
 log = logging.getLogger(__name__)
@@ -233,12 +235,18 @@ class Daemon:
         self._clients.extend(hl_clients)
         oracles = {name: OracleClient(evms[name], c.oracle) for name, c in config.chains.items()}
         self._clients.extend(oracles.values())  # their read threads stop with the clients
+        # the resolvers' checkpoints, group-committed on a thread of their own (ADR 0022)
+        writes: Batcher[Callable[[Txn], object], object] = Batcher(
+            store.write_many, max_batch=256, name="checkpoint-writes"
+        )
+        self._clients.append(writes)
         return {
             "store": store,
             "config": config,
             "chains": dict(config.chains),
             "evms": evms,
             "oracles": oracles,
+            "writes": writes,
             "signer_keys": keys,
             "hl_clients": hl_clients,
         }

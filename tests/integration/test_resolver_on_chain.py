@@ -29,6 +29,7 @@ from protocol.records import Job, JobState, Resolution, Stage
 from protocol.spec import MarketKey, MarketSpec
 from protocol.supervision import FaultAction, FaultRule
 from protocol.tx_records import IntentState, TxIntent, intent_key
+from sources.batcher import Batcher
 from sources.hyperliquid import HyperliquidClient
 from sources.oracle import OracleClient
 from storage import Database, Store, Txn, get_proof
@@ -262,8 +263,7 @@ def test_with_no_commit_on_chain_the_observation_is_written_as_commit_sent_at_on
         (spec,) = closed_specs(1)
         with running(net, tmp_path / "data") as daemon:
             assert daemon.runtime is not None
-            store = store_of(daemon)
-            written = record_writes(store)
+            written = record_writes(daemon)
             (key,) = net.create_markets([spec])  # discovered after the spy is in place
             done = wait_job(daemon, key, settled)
             assert done.state is JobState.FINALIZED, done.last_error
@@ -277,13 +277,17 @@ def test_with_no_commit_on_chain_the_observation_is_written_as_commit_sent_at_on
         ]
 
 
-def record_writes(store: Store) -> list[tuple[bytes, Stage, tuple[bytes, ...]]]:
-    """From now on, for each transaction of ``store`` that puts a resolution record: its key,
+def record_writes(daemon: Daemon) -> list[tuple[bytes, Stage, tuple[bytes, ...]]]:
+    """From now on, for each write function of the daemon's store that puts a resolution
+    record (its own writes, and the resolvers' checkpoints on their writes thread): its key,
     its stage, and the keys of the proofs put with it."""
+    assert daemon.runtime is not None
+    store = store_of(daemon)
+    writes: Batcher[Any, Any] = daemon.runtime.services.extra["writes"]
     written: list[tuple[bytes, Stage, tuple[bytes, ...]]] = []
-    write = store.write
+    write, run_batch = store.write, writes.run_batch
 
-    def recording(work: Any, *args: Any, **kwargs: Any) -> Any:
+    def spy(work: Any) -> Any:
         def spied(txn: Txn) -> Any:
             proofs: list[bytes] = []
             records: list[tuple[bytes, Stage]] = []
@@ -303,9 +307,10 @@ def record_writes(store: Store) -> list[tuple[bytes, Stage, tuple[bytes, ...]]]:
                 txn.put = put  # type: ignore[method-assign]
                 written.extend((key, stage, tuple(proofs)) for key, stage in records)
 
-        return write(spied, *args, **kwargs)
+        return spied
 
-    store.write = recording  # type: ignore[method-assign, assignment]
+    store.write = lambda work: write(spy(work))  # type: ignore[method-assign, assignment]
+    writes.run_batch = lambda works: run_batch([spy(work) for work in works])
     return written
 
 
