@@ -74,8 +74,9 @@ from protocol.spec import MarketKey, MarketSpec
 from sources.batcher import Batcher
 from sources.evm import EvmError
 from sources.oracle import OracleClient, Pending
-from storage import Store, StoredValueError, Txn, get_proof, put_proof
+from storage import StorageError, Store, StoredValueError, Txn, get_proof, put_proof
 from storage.checkpoints import checkpoint_key
+from storage.group_commit import WAIT_S
 from supervision import SupervisedActor
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,9 @@ IO_ERRORS = (EvmError, OSError, LookupError, RuntimeError, ValueError)
 """What a stage's IO may raise that is retried (``_guarded``), not a crash."""
 Evidence = tuple[bytes, BaseModel]
 """What an observation stores besides its record: the key and proof, or override record."""
+WRITE_DEADLINE_S = WAIT_S + 30.0
+"""How long a checkpoint's outcome may take before the resolver treats it as lost: past the
+group commit's own wait (``storage.group_commit.WAIT_S``)."""
 OVERRIDE_SUFFIX = b"#override"
 """Key suffix, in ``proofs``, of the override record committed instead of a data proof."""
 
@@ -209,7 +213,7 @@ class Resolver(SupervisedActor):
                 self._advance(Stage.FINALIZED, finalize_tx=message.tx_hash)
             case TxFailed():
                 self._guarded(lambda: self._tx_failed(message))
-            case DataAnswer() | DataFailed() | TxConfirmed() | _Written():
+            case DataAnswer() | DataFailed() | TxConfirmed() | _Written() | _WriteLost():
                 pass  # late news of a stage already left
             case _:
                 return self.unhandled(message)
@@ -326,6 +330,9 @@ class Resolver(SupervisedActor):
                 actor.tell(_OracleRead.of(read, answer))
 
         self.oracle.read_pending(self.key.address, deliver)
+        if self.queries == 0:  # an override or a stored proof: no query's deadline covers it
+            deadline = _QueryTimeout(query_id=f"{self.name}#0")
+            self.send_later(self.query_timeout_s, self.name, deadline)
 
     def _oracle_read(self, answer: _OracleRead) -> None:
         """Checkpoint the held observation: as COMMIT_SENT at once when the oracle holds no
@@ -435,18 +442,27 @@ class Resolver(SupervisedActor):
             txn.put("resolutions", self.key.db_key(), updated)
             txn.put("checkpoints", checkpoint_key(self.name), updated)
 
-        self.written += 1
-        self.writing = (self.written, updated)
-        number, actor = self.written, self.actor_ref
+        number, actor = self.written + 1, self.actor_ref
 
         def deliver(outcome: Exception | None) -> None:  # on the writes' thread
             with contextlib.suppress(pykka.ActorDeadError):  # stopped: its successor reloads
                 actor.tell(_Written.of(number, outcome))
 
-        self.writes.submit(save, deliver)
+        self.writes.submit(save, deliver)  # (raises when closed: nothing is then in flight)
+        self.written = number
+        self.writing = (number, updated)
+        # the writes thread answers every write, but a message can still be lost (a fault
+        # plan drops it): past the deadline the resolver crashes and reloads what is durable
+        self.send_later(WRITE_DEADLINE_S, self.name, _WriteLost(write=number))
 
     def _while_writing(self, message: Any) -> None:
         """A checkpoint is on its way: its outcome is handled, anything else waits for it."""
+        assert self.writing is not None
+        if isinstance(message, _WriteLost) and message.write == self.writing[0]:
+            raise StorageError(
+                f"{self.name}: no outcome of checkpoint {message.write} "
+                f"({self.writing[1].stage.value}) within {WRITE_DEADLINE_S:g} s"
+            )
         if not isinstance(message, _Written):
             self.deferred.append(message)
             return
@@ -586,6 +602,11 @@ class _Written:
     @classmethod
     def of(cls, write: int, outcome: Exception | None) -> _Written:
         return cls(write, outcome if isinstance(outcome, Exception) else None)
+
+
+class _WriteLost(Message):
+    kind: Literal["resolver_write_lost"] = "resolver_write_lost"
+    write: int
 
 
 class _OracleRead(Message):

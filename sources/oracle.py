@@ -34,6 +34,8 @@ from sources.evm import EvmClient, EvmError, TransientError
 _PENDING = function_signature_to_4byte_selector("pending(address)")
 _DISPUTE_WINDOW = function_signature_to_4byte_selector("disputeWindow()")
 BLOCK_TIMES_KEPT = 256
+STALE_CHAIN_TIME_S = 2.0
+"""The oldest known chain time a reader takes instead of waiting for another's head read."""
 PENDING_LINGER_S = 0.02
 """How long a ``pending`` read waits for others to share its JSON-RPC batch (ADR 0009)."""
 
@@ -124,15 +126,17 @@ class OracleClient:
     def chain_time(self) -> int:
         """The latest block's timestamp: the time ``finalize`` is judged by.
 
-        One caller reads the head at a time. A caller that finds a time already known, older
-        than ``chain_time_max_age_s``, while another caller (or a block read) holds the read
-        takes that time instead of waiting: an older chain time only makes a finalize wait
-        longer, never sooner, and under a burst hundreds of resolvers ask at once."""
+        One caller reads the head at a time. A caller that finds a time known, older than
+        ``chain_time_max_age_s`` but read within ``STALE_CHAIN_TIME_S``, while another caller
+        (or a block read) holds the read takes that time instead of waiting: an older chain
+        time only makes a finalize wait longer (by those seconds at most), never sooner, and
+        under a burst hundreds of resolvers ask at once. An older one is waited for."""
         known = self._time
-        if known is not None and time.monotonic() - known[0] < self.chain_time_max_age_s:
+        age = time.monotonic() - known[0] if known is not None else None
+        if known is not None and age is not None and age < self.chain_time_max_age_s:
             return known[1]
-        if known is None:
-            self._take_block_reads()  # with no time known, wait for the reader's answer
+        if known is None or age is None or age >= STALE_CHAIN_TIME_S:
+            self._take_block_reads()  # nothing recent known: wait for the reader's answer
         elif not self._time_lock.acquire(blocking=False):
             return known[1]
         try:

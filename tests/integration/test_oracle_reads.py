@@ -14,7 +14,7 @@ from devnet.keys import RESOLVER
 from devnet.rpc_proxy import RpcProxy
 from sources.artifacts import load_artifact
 from sources.evm import EvmClient, EvmError, TransientError
-from sources.oracle import OracleClient
+from sources.oracle import STALE_CHAIN_TIME_S, OracleClient
 from supervision.runtime import wait_for
 
 pytest_plugins = ["tests.integration.chain_fixtures"]
@@ -83,8 +83,15 @@ def test_a_reader_arriving_while_the_head_is_read_takes_the_time_known(
                 assert time.monotonic() - started < 1.0
                 after = reader.result(timeout=10)
             assert after >= before + 100
-            proxy.set_faults(latency_s=0.0)
-            assert oracle.chain_time() == after
+            # a time known from longer ago than STALE_CHAIN_TIME_S is not taken: waited for
+            anvil.rpc("evm_increaseTime", 100)
+            anvil.mine(1)
+            oracle._time = (time.monotonic() - STALE_CHAIN_TIME_S - 1, after)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                reader = pool.submit(oracle.chain_time)
+                wait_for(lambda: proxy.stats()["latency"] == 2, timeout=5)
+                assert oracle.chain_time() >= after + 100
+                assert reader.result(timeout=10) >= after + 100
         finally:
             evm.close()
 
