@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -81,6 +82,16 @@ def queue_then_heal(rt: Runtime, store: Store, proxy: RpcProxy, intents: list[Su
     proxy.set_faults(error_rate=0.0)
 
 
+def confirmed_together(
+    rt: Runtime, store: Store, proxy: RpcProxy, intents: list[SubmitTx], timeout: float = 20
+) -> Any:
+    """``queue_then_heal``, then wait until every intent is confirmed; the replies."""
+    replies = rt.services.extra["replies"]
+    queue_then_heal(rt, store, proxy, intents)
+    rt.wait_for(lambda: replies.confirmed_count() == len(intents), timeout=timeout)
+    return replies
+
+
 def tx_input(anvil: Anvil, tx_hash: str) -> bytes:
     return bytes.fromhex(rpc(anvil.rpc_url, "eth_getTransactionByHash", tx_hash)["input"][2:])
 
@@ -96,9 +107,7 @@ def test_commits_queued_together_are_carried_and_each_is_answered(
     intents = commit_intents(deployment.oracle, 45)
     with Store.open(tmp_path / "data") as store:
         with signer_runtime(store, slow_evm, KEY, BUNDLED) as rt:
-            replies = rt.services.extra["replies"]
-            queue_then_heal(rt, store, proxy, intents)
-            rt.wait_for(lambda: replies.confirmed_count() == 45, timeout=30)
+            replies = confirmed_together(rt, store, proxy, intents, timeout=30)
             first = replies.confirmed()
             state = rt.state(SIGNER)
             # three carriers (20 + 20 + 5) and their 45 members, as the index counts them
@@ -188,9 +197,7 @@ def test_a_reorg_under_a_confirmed_carrier_puts_its_members_back_and_confirms_th
     intents = commit_intents(deployment.oracle, 3)
     with Store.open(tmp_path / "data") as store:
         with signer_runtime(store, slow_evm, KEY, BUNDLED) as rt:
-            replies = rt.services.extra["replies"]
-            queue_then_heal(rt, store, proxy, intents)
-            rt.wait_for(lambda: replies.confirmed_count() == 3, timeout=20)
+            replies = confirmed_together(rt, store, proxy, intents)
             first = replies.confirmed()[intents[0].intent_id]
             anvil.reorg(anvil.block_number() - first.block_number + 1)  # drops the carrier
 
@@ -374,9 +381,7 @@ def test_a_member_whose_record_is_lost_after_confirmation_is_answered_from_its_c
     intents = commit_intents(deployment.oracle, 3)
     with Store.open(tmp_path / "data") as store:
         with signer_runtime(store, slow_evm, KEY, BUNDLED) as rt:
-            replies = rt.services.extra["replies"]
-            queue_then_heal(rt, store, proxy, intents)
-            rt.wait_for(lambda: replies.confirmed_count() == 3, timeout=20)
+            replies = confirmed_together(rt, store, proxy, intents)
             first = replies.confirmed()[intents[1].intent_id]
             spoil_intent(store, intents[1].intent_id)
             before = len(replies.snapshot())
