@@ -12,6 +12,7 @@ received. The evaluator and ``proof verify`` recompute from those bytes alone::
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -33,10 +34,22 @@ class InfoRequest(Frozen):
         return str(self.body.get("type", ""))
 
     def cache_key(self) -> str:
-        """A stable text key of the body (sorted keys), for coalescing and caching."""
-        import json
+        """A stable text key of the body (sorted keys), for coalescing and caching.
 
-        return json.dumps(self.body, sort_keys=True, separators=(",", ":"))
+        Remembered with the very body object it was made from: a burst's markets share their
+        requests and the key of each is asked for several times; a copy given another body
+        makes its own. (Kept in the instance's ``__dict__`` beside the fields, as
+        ``functools.cached_property`` would: pydantic's equality, hash and dumps read the
+        fields only.)"""
+        known = self.__dict__.get(_KEY)
+        if known is not None and known[0] is self.body:
+            return str(known[1])
+        text = json.dumps(self.body, sort_keys=True, separators=(",", ":"))
+        self.__dict__[_KEY] = (self.body, text)
+        return text
+
+
+_KEY = "_cache_key"
 
 
 class RawResponse(Frozen):

@@ -39,8 +39,8 @@ from pydantic import BaseModel
 
 from protocol.messages import ChildExited, GetState
 from protocol.supervision import ExitReason, FaultAction
-from supervision.clock import Clock
-from supervision.dispatcher import Dispatcher, PooledInbox
+from supervision.clock import Clock, Timer
+from supervision.dispatcher import Dispatcher, PooledInbox, refuse
 from supervision.errors import InjectedFault, UnknownMessage
 from supervision.faults import FaultPlan
 from supervision.registry import Registry
@@ -73,6 +73,9 @@ def message_ids() -> Mapping[str, str]:
 
 
 MAX_ERROR_TEXT = 500
+_TIMERS_PRUNED_AT = 64
+"""An actor's list of its timers is first cleared of spent ones at this length (then at twice
+the length left)."""
 
 
 class CheckpointStore(Protocol):
@@ -155,6 +158,10 @@ class SupervisedActor(pykka.ThreadingActor):
         self._faults = ctx.services.faults
         self._exit_reported = False
         self._finishing = False
+        self._timers: list[Timer] = []
+        """This incarnation's ``send_later`` timers (some may have run), cancelled when it
+        stops."""
+        self._timers_pruned_at = _TIMERS_PRUNED_AT
 
     # --- hooks for subclasses ------------------------------------------------------------
 
@@ -193,13 +200,26 @@ class SupervisedActor(pykka.ThreadingActor):
         self.stop()
 
     def send_later(self, delay_s: float, name: str, message: Any) -> None:
-        """Deliver ``message`` to ``name`` after ``delay_s`` seconds of the runtime's clock."""
+        """Deliver ``message`` to ``name`` after ``delay_s`` seconds of the runtime's clock.
+
+        Timers still waiting when this incarnation stops are cancelled: a deadline or a nudge
+        it set itself means nothing to its successor, which sets its own (and a finished
+        resolver's messages are let go at once, not after their deadlines)."""
         registry = self.registry
 
         def deliver() -> None:
             registry.tell(name, message)
 
-        self.clock.call_later(delay_s, deliver)
+        timers = self._timers
+        if len(timers) >= self._timers_pruned_at:  # a long-lived actor's ticks: keep the waiting
+            timers[:] = [timer for timer in timers if timer.active()]
+            self._timers_pruned_at = max(_TIMERS_PRUNED_AT, 2 * len(timers))
+        timers.append(self.clock.call_later(delay_s, deliver))
+
+    def _cancel_timers(self) -> None:
+        timers, self._timers = self._timers, []
+        for timer in timers:
+            timer.cancel()
 
     # --- pykka hooks ---------------------------------------------------------------------
 
@@ -234,7 +254,9 @@ class SupervisedActor(pykka.ThreadingActor):
         for _ in range(budget):
             if self.actor_stopped.is_set():
                 self._actor_loop_teardown()  # asks left get ActorDeadError
-                return inbox.pending()  # a message since: answered so in the next slice
+                for envelope in inbox.close():  # since, and from now on: the same
+                    refuse(envelope)
+                return False
             envelope = inbox.take()
             if envelope is None:
                 return False
@@ -294,6 +316,7 @@ class SupervisedActor(pykka.ThreadingActor):
             _handling.actor = None
 
     def on_stop(self) -> None:
+        self._cancel_timers()
         try:
             self.terminate()
         finally:
@@ -324,6 +347,7 @@ class SupervisedActor(pykka.ThreadingActor):
         pykka.ActorRegistry.unregister(self.actor_ref)
         text = describe(exc, self.services.redact)
         log.error("%s crashed: %s", self.name, text)
+        self._cancel_timers()
         try:
             self.terminate()
         except Exception as cleanup:

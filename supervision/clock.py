@@ -25,7 +25,13 @@ from typing import Protocol
 
 
 class Timer(Protocol):
-    def cancel(self) -> None: ...
+    def cancel(self) -> None:
+        """Do not run (a timer that has run already: nothing)."""
+        ...
+
+    def active(self) -> bool:
+        """Neither run nor cancelled yet."""
+        ...
 
 
 class Clock(Protocol):
@@ -42,6 +48,10 @@ class Clock(Protocol):
         ...
 
 
+def _spent() -> None:
+    """What a timer that has run, or was cancelled, holds instead of its callback."""
+
+
 class _Entry:
     __slots__ = ("cancelled", "due", "fn")
 
@@ -51,7 +61,18 @@ class _Entry:
         self.cancelled = False
 
     def cancel(self) -> None:
+        # the entry waits in the heap until its time; the callback (and the message it
+        # delivers) is let go now
         self.cancelled = True
+        self.fn = _spent
+
+    def active(self) -> bool:
+        return self.fn is not _spent
+
+    def take(self) -> Callable[[], None]:
+        """The callback, once: the entry is spent after this."""
+        fn, self.fn = self.fn, _spent
+        return fn
 
 
 class _TimerHeap:
@@ -104,7 +125,7 @@ class ManualClock:
             target = self._now + seconds
             while (entry := self._timers.pop_due(target)) is not None:
                 self._now = max(self._now, entry.due)
-                entry.fn()
+                entry.take()()
             self._now = target
 
     def pending(self) -> int:
@@ -160,7 +181,7 @@ class SystemClock:
                 if self._stopped or entry is None:
                     return
             try:
-                entry.fn()
+                entry.take()()
             except Exception:  # a timer callback must not kill the clock
                 import logging
 

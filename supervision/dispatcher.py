@@ -30,6 +30,9 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import pykka
+import pykka.messages
+
 from supervision.threads import ActorThreads
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,10 @@ class PooledInbox:
     ``scheduled`` is True while the actor is queued or being run, so it is queued once; a
     dispatcher's worker clears it (``take`` finding the mailbox empty) under the same lock
     that ``put`` holds, so a message is never left behind by an actor going idle.
+
+    ``wake`` holds the actor: an idle actor lives by it. Once the actor has stopped, ``close``
+    lets go of it, so that it is freed at once rather than by the garbage collector, and
+    refuses what comes later (``refuse``).
     """
 
     __slots__ = ("_items", "_lock", "_scheduled", "_wake")
@@ -57,15 +64,28 @@ class PooledInbox:
         self._items: collections.deque[Any] = collections.deque()
         self._lock = threading.Lock()
         self._scheduled = True  # until the actor's start has run: the start schedules it
-        self._wake = wake
+        self._wake: Callable[[], None] | None = wake
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         with self._lock:
-            self._items.append(item)
-            if self._scheduled:
-                return
-            self._scheduled = True
-        self._wake()
+            wake = self._wake
+            if wake is not None:
+                self._items.append(item)
+                if self._scheduled:
+                    return
+                self._scheduled = True
+        if wake is None:
+            refuse(item)
+        else:
+            wake()
+
+    def close(self) -> list[Any]:
+        """The actor has stopped: what waits in the mailbox; later messages are refused."""
+        with self._lock:
+            self._wake = None
+            left = list(self._items)
+            self._items.clear()
+        return left
 
     def take(self) -> Any | None:
         """The next message, or ``None``: the mailbox is empty and the actor is idle now."""
@@ -97,6 +117,19 @@ class PooledInbox:
     def qsize(self) -> int:
         """Messages waiting (the registry's ``mailbox_depth``, in metrics and the REPL)."""
         return len(self._items)
+
+
+def refuse(envelope: Any) -> None:
+    """A message for an actor that has stopped: an ask is answered ``ActorDeadError`` (a stop
+    request: done), a tell is dropped, as pykka's own loop does at its end."""
+    reply_to = getattr(envelope, "reply_to", None)
+    if reply_to is None:
+        return
+    if isinstance(envelope.message, pykka.messages._ActorStop):
+        reply_to.set(None)
+        return
+    dead = pykka.ActorDeadError("the actor stopped before handling the message")
+    reply_to.set_exception(exc_info=(pykka.ActorDeadError, dead, None))
 
 
 class Dispatcher:
@@ -144,6 +177,7 @@ class Dispatcher:
                 again = actor.run_slice(self.burst)
             except BaseException:  # an actor's slice handles its own; never lose the worker
                 log.exception("%s: an actor's slice raised", self.name)
-                continue
+                again = False
             if again:
                 ready.put(actor)
+            del actor  # an idle worker must not keep the last actor it ran (a stopped one)

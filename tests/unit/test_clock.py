@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterator
 
 import pytest
 
-from supervision.clock import SystemClock
+from supervision.clock import ManualClock, SystemClock
 
 pytestmark = pytest.mark.timeout(30)
 WAIT = 10.0
@@ -69,3 +70,36 @@ def test_only_a_timer_earlier_than_all_others_wakes_the_clock_thread(clock: Syst
 def test_after_stop_timers_are_cancelled_at_once(clock: SystemClock) -> None:
     clock.stop()
     assert clock.call_later(0.0, lambda: None).cancelled
+
+
+class Callback:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> None:
+        self.calls += 1
+
+
+def test_a_cancelled_timer_lets_go_of_its_callback_at_once() -> None:
+    """A cancelled timer waits in the heap until its time, but not what it would have run:
+    a finished resolver's deadlines (and their messages) are freed when it stops."""
+    clock = ManualClock()
+    callback = Callback()
+    held = weakref.ref(callback)
+    timer = clock.call_later(3600.0, callback)
+    del callback
+    assert held() is not None and timer.active()
+    timer.cancel()
+    assert held() is None and not timer.active()
+    assert clock.pending() == 0
+
+
+def test_a_timer_that_ran_is_spent_and_runs_once() -> None:
+    clock = ManualClock()
+    callback = Callback()
+    timer = clock.call_later(1.0, callback)
+    clock.advance(2.0)
+    assert callback.calls == 1 and not timer.active()
+    timer.cancel()  # too late: nothing happens
+    clock.advance(2.0)
+    assert callback.calls == 1

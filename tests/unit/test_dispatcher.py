@@ -3,7 +3,11 @@ mailbox, restarts, asks answered, one message at a time, and no actor starving a
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pykka
@@ -34,7 +38,27 @@ class PooledEarlyBird(EarlyBird):
     pooled = True
 
 
-TYPES: dict[str, type[SupervisedActor]] = {"worker": PooledWorker, "early": PooledEarlyBird}
+class Remembered(PooledWorker):
+    """A pooled worker that sets itself a nudge an hour away when it starts, leaves a weak
+    reference to itself in ``extra["remembered"]``, and answers ``Ping(n)`` with n > 0 by
+    sending itself ``Ping(n - 1)`` a second later (a ticking actor)."""
+
+    def init(self) -> None:
+        super().init()
+        self.services.extra.setdefault("remembered", []).append(weakref.ref(self))
+        self.send_later(3600.0, self.name, Ping(n=0))
+
+    def handle(self, message: Any) -> Any:
+        if isinstance(message, Ping) and message.n > 0:
+            self.send_later(1.0, self.name, Ping(n=message.n - 1))
+        return super().handle(message)
+
+
+TYPES: dict[str, type[SupervisedActor]] = {
+    "worker": PooledWorker,
+    "early": PooledEarlyBird,
+    "remembered": Remembered,
+}
 
 
 def pooled(*children: ChildSpec, size: int, faults: FaultPlan | None = None) -> Any:
@@ -159,3 +183,47 @@ def test_an_inbox_queues_its_actor_once_however_many_messages_arrive() -> None:
 def test_a_dispatcher_needs_a_thread() -> None:
     with pytest.raises(ValueError, match="at least one thread"):
         Dispatcher(ActorThreads(), size=0, name="none")
+
+
+@contextmanager
+def collector_off() -> Iterator[None]:
+    """Only reference counting frees objects meanwhile."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def test_a_finished_pooled_actor_is_freed_at_once_and_its_timers_let_go() -> None:
+    """ADR 0023: a pooled actor's mailbox held it in a reference cycle, and its timers held
+    their messages until their deadlines, so a burst's finished resolvers waited for the
+    garbage collector, whose young collections walked them again and again. Once it has
+    stopped, nothing holds it: reference counting frees it, and its timers are cancelled."""
+    with pooled(size=1) as rt:
+        before = rt.services.clock.pending()
+        spec = ChildSpec(id="r", actor="remembered", restart=RestartType.TRANSIENT)
+        assert rt.ask("root", StartChild(spec=spec)).started
+        [alive] = rt.wait_for(lambda: rt.services.extra.get("remembered"))
+        assert rt.services.clock.pending() == before + 1
+        with collector_off():
+            rt.tell("r", Done())
+            rt.wait_for(lambda: alive() is None, timeout=5)
+        assert rt.services.clock.pending() == before
+
+
+def test_a_ticking_actor_keeps_only_its_waiting_timers() -> None:
+    with pooled(size=1) as rt:
+        assert rt.ask("root", StartChild(spec=ChildSpec(id="r", actor="remembered"))).started
+        [alive] = rt.wait_for(lambda: rt.services.extra.get("remembered"))
+        rt.tell("r", Ping(n=200))
+        for ticks in range(1, 201):
+            rt.wait_for(lambda: len(rt.state("r")["seen"]) == ticks, timeout=5)  # noqa: B023
+            rt.services.clock.advance(1.0)
+        rt.wait_for(lambda: rt.state("r")["seen"][-1] == 0, timeout=5)
+        actor = alive()
+        assert isinstance(actor, Remembered)
+        assert 1 <= len(actor._timers) < 64  # spent ones are cleared out as it goes
+        assert sum(timer.active() for timer in actor._timers) == 1  # the hour's nudge

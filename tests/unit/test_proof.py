@@ -7,6 +7,8 @@ from typing import Any
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocol.evaluation import evaluate
 from protocol.hyperliquid import InfoRequest, RawResponse
@@ -124,6 +126,19 @@ def test_a_third_party_can_rebuild_the_bytes_with_plain_msgpack() -> None:
 
     data = canonical_bytes(make())
     assert msgpack.packb(resort(msgpack.unpackb(data, raw=False)), use_bin_type=True) == data
+
+
+@settings(max_examples=200, deadline=None)
+@given(rule=st.dictionaries(st.text(max_size=6), st.text(max_size=4), max_size=8))
+def test_keys_are_in_the_order_of_their_utf8_bytes_and_the_hash_is_of_those_bytes(
+    rule: dict[str, str],
+) -> None:
+    """The file's rule: map keys ascend by their UTF-8 bytes. The encoder sorts them as text,
+    which UTF-8 keeps in the same order (ASCII, accents, CJK and astral keys alike)."""
+    proof = make().model_copy(update={"rule": rule})
+    raw = msgpack.unpackb(canonical_bytes(proof), raw=False)
+    assert list(raw["rule"]) == sorted(rule, key=lambda key: key.encode())
+    assert data_hash(proof) == keccak256(canonical_bytes(proof))
 
 
 def test_integers_beyond_64_bits_are_decimal_strings() -> None:
