@@ -28,6 +28,8 @@ from eth_abi.abi import decode, encode
 from eth_abi.exceptions import DecodingError
 from eth_utils.abi import function_signature_to_4byte_selector
 
+from protocol.abi_words import decode_word_arrays, encode_word_arrays, split_words
+
 COMMIT = function_signature_to_4byte_selector("commit(address,uint8,bytes32)")
 FINALIZE = function_signature_to_4byte_selector("finalize(address)")
 COMMIT_BATCH = function_signature_to_4byte_selector("commitBatch(address[],uint8[],bytes32[])")
@@ -50,14 +52,23 @@ class BundleRule:
 
     def carrier(self, calls: list[bytes]) -> bytes:
         """The calldata of one ``name`` call that makes every call of ``calls``, in order."""
-        rows = [self._args(call) for call in calls]
-        columns = [list(column) for column in zip(*rows, strict=True)]
+        rows = [split_words(self.types, call[4:]) for call in calls]
+        if all(row is not None for row in rows) and all(
+            call[:4] == self.selector for call in calls
+        ):  # the usual: canonical calls, carried word for word (ADR 0023)
+            words = [row for row in rows if row is not None]
+            return self.batch_selector + encode_word_arrays(words, len(self.types))
+        values = [self._args(call) for call in calls]
+        columns = [list(column) for column in zip(*values, strict=True)]
         return self.batch_selector + encode([f"{t}[]" for t in self.types], columns)
 
     def members(self, carrier: bytes) -> list[bytes]:
         """The single calls ``carrier`` makes (the inverse of :meth:`carrier`)."""
         if carrier[:4] != self.batch_selector:
             raise BundleError(f"not a {self.name} call")
+        words = decode_word_arrays(self.types, carrier[4:])
+        if words is not None:
+            return [self.selector + b"".join(row) for row in words]
         try:
             columns = decode([f"{t}[]" for t in self.types], carrier[4:])
             rows = list(zip(*columns, strict=True))

@@ -6,11 +6,13 @@
     data = oracle.commit_call(market, 1, bytes.fromhex("ab" * 32))
     signer.tell(SubmitTx(..., to=oracle.address, data=data, ...))
 
-Encoding is eth-abi's; every read goes through ``EvmClient`` (timeouts, failover). Reads made
-by many resolvers at once are coalesced: concurrent ``pending`` calls go out as one JSON-RPC
-batch (``read_pending`` ones likewise, on a thread of their own: ``sources.batcher``), and
-concurrent ``chain_time`` calls share one ``eth_getBlockByNumber`` whose answer is
-reused for ``chain_time_max_age_s`` (an older chain time only makes a finalize wait longer).
+Calls and answers are static ABI words (``protocol.abi_words``: eth-abi's bytes, written and
+read word by word; eth-abi reads any other layout); every read goes through ``EvmClient``
+(timeouts, failover). Reads made by many resolvers at once are coalesced: concurrent
+``pending`` calls go out as one JSON-RPC batch (``read_pending`` ones likewise, on a thread of
+their own: ``sources.batcher``), and concurrent ``chain_time`` calls share one
+``eth_getBlockByNumber`` whose answer is reused for ``chain_time_max_age_s`` (an older chain
+time only makes a finalize wait longer).
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from eth_abi.abi import decode, encode
+from eth_abi.abi import decode
 from eth_abi.exceptions import DecodingError
 from eth_utils.abi import function_signature_to_4byte_selector
 
+from protocol.abi_words import decode_words, encode_words, word
 from sources.batcher import Batcher
 from sources.bundles import COMMIT, FINALIZE
 from sources.coalesce import Coalescer
@@ -33,6 +36,8 @@ from sources.evm import EvmClient, EvmError, TransientError
 
 _PENDING = function_signature_to_4byte_selector("pending(address)")
 _DISPUTE_WINDOW = function_signature_to_4byte_selector("disputeWindow()")
+_PENDING_ANSWER = ("uint8", "bytes32", "uint64", "bool", "bool")
+_COMMIT_ARGS = ("address", "uint8", "bytes32")
 BLOCK_TIMES_KEPT = 256
 STALE_CHAIN_TIME_S = 2.0
 """The oldest known chain time a reader takes instead of waiting for another's head read."""
@@ -101,20 +106,23 @@ class OracleClient:
 
     def _pending_of(self, market: str, raw: bytes) -> Pending:
         outcome, data_hash, commit_time, committed, finalized = self._decode(
-            f"pending({market})", ["uint8", "bytes32", "uint64", "bool", "bool"], raw
+            f"pending({market})", _PENDING_ANSWER, raw
         )
         return Pending(int(outcome), "0x" + data_hash.hex(), int(commit_time), committed, finalized)
 
     def dispute_window(self) -> int:
         if self._dispute_window is None:
             raw = self.evm.call({"to": self.address, "data": _DISPUTE_WINDOW})
-            self._dispute_window = int(self._decode("disputeWindow()", ["uint64"], raw)[0])
+            self._dispute_window = int(self._decode("disputeWindow()", ("uint64",), raw)[0])
         return self._dispute_window
 
-    def _decode(self, what: str, types: list[str], raw: bytes) -> tuple[Any, ...]:
+    def _decode(self, what: str, types: tuple[str, ...], raw: bytes) -> tuple[Any, ...]:
         """``raw`` as ``types``; an answer of another shape (no contract at the address, another
         contract) is a ``TransientError`` naming the call, retried and counted like any RPC
         failure, never an eth-abi exception out of a resolver."""
+        fast = decode_words(types, raw)  # the usual, canonical answer, read word by word
+        if fast is not None:
+            return fast
         try:
             return tuple(decode(types, raw))
         except (DecodingError, ValueError, OverflowError) as exc:
@@ -181,11 +189,11 @@ class OracleClient:
 
     def _pending_batch(self, markets: list[str]) -> list[bytes | EvmError]:
         return self.evm.call_many(
-            [{"to": self.address, "data": _PENDING + encode(["address"], [m])} for m in markets]
+            [{"to": self.address, "data": _PENDING + word("address", m)} for m in markets]
         )
 
     def commit_call(self, market: str, outcome: int, data_hash: bytes) -> bytes:
-        return COMMIT + encode(["address", "uint8", "bytes32"], [market, outcome, data_hash])
+        return COMMIT + encode_words(_COMMIT_ARGS, (market, outcome, data_hash))
 
     def finalize_call(self, market: str) -> bytes:
-        return FINALIZE + encode(["address"], [market])
+        return FINALIZE + word("address", market)
