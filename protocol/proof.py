@@ -140,8 +140,16 @@ def _plain_map(obj: dict[Any, Any]) -> dict[str, Any]:
     for key in obj:
         if not isinstance(key, str):
             raise _NotPlain
+    plain = {}
     # UTF-8 keeps the order of code points: keys sorted as text are sorted as their bytes
-    return {key: _plain_fast(obj[key]) for key in sorted(obj)}
+    for key in sorted(obj):
+        value = obj[key]
+        kind = type(value)  # a text or a small integer as it is, without a call
+        if kind is str or (kind is int and _INT_MIN <= value <= _INT_MAX):
+            plain[key] = value
+        else:
+            plain[key] = _plain_fast(value)
+    return plain
 
 
 def _locate(obj: Any, path: str) -> None:
@@ -189,9 +197,10 @@ def data_hash(proof: Proof) -> bytes:
             (proof.outcome, responses_key(proof.responses)), lambda: _head_state(proof)
         )
         state = head.copy()
-        dumped = proof.model_dump(mode="python", include=set(_TAIL))
+        dumped = proof.model_dump(mode="python", include=_TAIL_SET)
+        packer = msgpack.Packer(use_bin_type=True, strict_types=True)
         for key in _TAIL:
-            state.update(_pack(key) + _pack(_plain_fast(dumped[key])))
+            state.update(packer.pack(key) + packer.pack(_plain_fast(dumped[key])))
     except _NotPlain:
         return keccak256(canonical_bytes(proof))  # raises the ProofError that names the value
     return bytes(state.digest())
@@ -199,6 +208,7 @@ def data_hash(proof: Proof) -> bytes:
 
 _TAIL = ("rule", "scaled", "spec", "value")
 """The top keys of a proof after ``responses``, in canonical (byte) order."""
+_TAIL_SET = frozenset(_TAIL)
 _HEADS = MeasureMemo(size=64)
 """Keccak states after the canonical bytes up to the end of ``responses``, by (outcome,
 responses)."""

@@ -161,7 +161,11 @@ class OracleClient:
 
     def block_time(self, block_hash: str) -> int:
         """The timestamp of the block ``block_hash`` (a commit's ``commitTime``); remembered,
-        since the commits of hundreds of markets share a block."""
+        since the commits of hundreds of markets share a block (those after the first take it
+        without the lock)."""
+        known = self._block_times.get(block_hash)
+        if known is not None:
+            return known
         with self._block_reads():
             known = self._block_times.get(block_hash)
             if known is not None:

@@ -112,6 +112,9 @@ def test_block_time_is_the_commit_blocks_timestamp_and_an_unknown_block_is_an_er
     assert oracle.block_time(block_hash) == oracle.pending(market(99)).commit_time
     with pytest.raises(LookupError, match="does not know block"):
         oracle.block_time("0x" + "ab" * 32)
+    # known: taken without the block-read lock, which another reader may hold for seconds
+    with oracle._block_reads():
+        assert oracle.block_time(block_hash) == oracle.pending(market(99)).commit_time
 
 
 def test_an_address_that_is_not_the_oracle_is_a_clear_rpc_error(
