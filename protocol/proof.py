@@ -208,7 +208,7 @@ def data_hash(proof: Proof) -> bytes:
 
 _TAIL = ("rule", "scaled", "spec", "value")
 """The top keys of a proof after ``responses``, in canonical (byte) order."""
-_TAIL_SET = frozenset(_TAIL)
+_TAIL_SET: set[str] = set(_TAIL)  # (read only)
 _HEADS = MeasureMemo(size=64)
 """Keccak states after the canonical bytes up to the end of ``responses``, by (outcome,
 responses)."""
