@@ -38,7 +38,9 @@ these it resumed from is logged (warning).
 Failures are reported to the scheduler classified (``ResolutionFailed``), never guessed through.
 Args: ``key``, ``scheduler``; ``price_cache`` (name), ``query_timeout_s`` (120), ``resend_s``
 (30), ``poll_s`` (2), ``io_retries`` (5), ``yield_after_s`` (30: a longer wait for the dispute
-window hands the market back to the scheduler until then, freeing the pool slot). Services:
+window hands the market back to the scheduler until then, freeing the pool slot), ``override``
+(True: look for the operator's override in the job; the scheduler passes False for a job that
+has none, since one cannot be set while a resolver works it). Services:
 ``store``, ``oracles`` (chain -> OracleClient), ``writes`` (a ``sources.batcher.Batcher`` of
 write functions over ``Store.write_many``).
 """
@@ -146,6 +148,7 @@ class Resolver(SupervisedActor):
         self.poll_s = float(args.get("poll_s", 2.0))
         self.io_retries = int(args.get("io_retries", 5))
         self.yield_after_s = float(args.get("yield_after_s", 30.0))
+        self.override = bool(args.get("override", True))
         self.io_failures = 0
         self.reads = 0
         self.writes: Batcher[Callable[[Txn], None], None] = self.services.extra["writes"]
@@ -242,8 +245,9 @@ class Resolver(SupervisedActor):
 
     def _observe(self) -> None:
         """DUE: the operator's override, else a proof an earlier incarnation stored (its
-        checkpoint and record were lost), else a query for data."""
-        job = self.store.get_lenient("jobs", self.key.db_key(), Job)
+        checkpoint and record were lost), else a query for data. (A scheduler that knows its
+        job has no override says so, ``override`` False, and the job is not read.)"""
+        job = self.store.get_lenient("jobs", self.key.db_key(), Job) if self.override else None
         if job is not None and job.override_outcome is not None:
             self._overridden(job)
         elif self.proof_possible and (reused := self._stored_proof()) is not None:

@@ -276,11 +276,12 @@ class Scheduler(SupervisedActor):
                     replaced.append(JOBS.stored_state(txn, key.db_key()))
                 job = Job(key=key, due_at=due_of[key], next_attempt_at=due_of[key])
                 txn.put("markets", key.db_key(), found.spec)
-                JOBS.put_many(txn, [(key.db_key(), job)])
                 txn.audit(
                     self._audit("discovered", key, via=found.via, block=str(found.block_number))
                 )
                 added[key] = job
+            # the index's counts read and written once for the batch, not once a market
+            JOBS.put_many(txn, [(key.db_key(), job) for key, job in added.items()])
             return list(added.values())
 
         added = self.store.write(add)
@@ -310,7 +311,7 @@ class Scheduler(SupervisedActor):
                 break
             answer: ChildrenStarted = self.registry.ask(
                 self.resolvers,
-                StartChildren(specs=tuple(self._resolver_spec(job.key) for _, job in batch)),
+                StartChildren(specs=tuple(self._resolver_spec(job) for _, job in batch)),
                 timeout=START_TIMEOUT_S,
             )
             for (item, job), result in zip(batch, answer.results, strict=True):
@@ -359,12 +360,14 @@ class Scheduler(SupervisedActor):
             self.dispatch_pending = True
             self.actor_ref.tell(_Dispatch())
 
-    def _resolver_spec(self, key: MarketKey) -> ChildSpec:
+    def _resolver_spec(self, job: Job) -> ChildSpec:
+        args = {**self.resolver_args, "key": str(job.key), "scheduler": self.name}
+        if job.override_outcome is None:
+            # an override can be set only while no resolver works the job: this one's
+            # resolvers (restarts included) need not look for one
+            args["override"] = False
         return ChildSpec(
-            id=resolver_name(key),
-            actor="resolver",
-            restart=RestartType.TRANSIENT,
-            args={**self.resolver_args, "key": str(key), "scheduler": self.name},
+            id=resolver_name(job.key), actor="resolver", restart=RestartType.TRANSIENT, args=args
         )
 
     def _reconcile(self) -> None:

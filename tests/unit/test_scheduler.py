@@ -37,6 +37,7 @@ class ScriptedResolver(SupervisedActor):
         key = MarketKey.parse(self.ctx.args["key"])
         scheduler = self.ctx.args["scheduler"]
         self.services.extra.setdefault("started", []).append(str(key))
+        self.services.extra.setdefault("args", {})[str(key)] = dict(self.ctx.args)
         script: dict[str, list[str]] = self.services.extra["script"]
         step = script.get(str(key), ["finalize"]).pop(0) if script.get(str(key)) else "finalize"
         if step == "hold":
@@ -128,6 +129,22 @@ def test_jobs_start_when_due_and_finalize(tmp_path: Path) -> None:
         rt.clock.advance(150)  # 10 s before due
         assert states(rt) == {str(key(1)): "waiting"}
         advance_until(rt, 11, lambda: states(rt) == {str(key(1)): "finalized"})
+
+
+def test_a_resolver_is_told_when_its_job_has_no_override_to_look_for(tmp_path: Path) -> None:
+    """An override can be set only while no resolver works the job, so the scheduler tells a
+    resolver it need not read the job for one (``override`` False): one read a market less."""
+    with scheduler(tmp_path) as rt:
+        for n in (1, 2):
+            rt.ask("scheduler", discovered(key(n)))
+        override = OperatorCommand(
+            action=OperatorAction.OVERRIDE, key=key(2), operator="bob", outcome=1, reason="x"
+        )
+        assert rt.ask("scheduler", override).ok
+        advance_until(rt, 200, lambda: len(rt.services.extra.get("args", {})) == 2)
+        args = rt.services.extra["args"]
+        assert args[str(key(1))]["override"] is False
+        assert "override" not in args[str(key(2))]  # the resolver reads the job, as it did
 
 
 def test_a_full_pool_holds_due_jobs_back_in_due_order(tmp_path: Path) -> None:
