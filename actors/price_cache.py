@@ -51,7 +51,7 @@ from typing import Any, ClassVar
 
 import pykka
 
-from protocol.evaluation import EvaluationError, evaluate, next_page, plan
+from protocol.evaluation import Evaluation, EvaluationError, evaluate, next_page, plan
 from protocol.hyperliquid import InfoRequest, RawResponse
 from protocol.messages import DataAnswer, DataFailed, DataQuery, FailureClass
 from protocol.records import WeightLedger
@@ -394,7 +394,7 @@ class PriceCache(SupervisedActor):
         if query.decided or primary is None:
             return
         failed = isinstance(primary, _Failure) or isinstance(
-            primary.value(query.message.spec), _Failure
+            primary.evaluation(query.message.spec), _Failure
         )
         if failed or len(query.results) == query.expected:
             query.decided = True
@@ -406,12 +406,13 @@ class PriceCache(SupervisedActor):
         if isinstance(primary, _Failure):
             self._fail(message, primary)
             return
-        value = primary.value(message.spec)
-        if isinstance(value, _Failure):
-            self._fail(message, value)
+        evaluation = primary.evaluation(message.spec)
+        if isinstance(evaluation, _Failure):
+            self._fail(message, evaluation)
             return
+        value = evaluation.value
         if FALLBACK not in query.results:
-            self._answer(message, primary, value, (PRIMARY,))
+            self._answer(message, primary, evaluation, (PRIMARY,))
             return
         fallback = query.results[FALLBACK]
         other = fallback.value(message.spec) if isinstance(fallback, _Pages) else fallback
@@ -420,9 +421,9 @@ class PriceCache(SupervisedActor):
             # hold the value back; the answer says that only the primary vouches for it.
             self.counts["fallback_unavailable"] += 1
             log.warning("%s: %s: fallback: %s", self.name, message.query_id, other.reason)
-            self._answer(message, primary, value, (PRIMARY,))
+            self._answer(message, primary, evaluation, (PRIMARY,))
         elif _agree(value, other, self.config.tolerance):
-            self._answer(message, primary, value, (PRIMARY, FALLBACK))
+            self._answer(message, primary, evaluation, (PRIMARY, FALLBACK))
         else:
             self.counts["disagreements"] += 1
             reason = (
@@ -433,11 +434,15 @@ class PriceCache(SupervisedActor):
             self._fail(message, _Failure(TRANSIENT, reason))
 
     def _answer(
-        self, message: DataQuery, pages: _Pages, value: Decimal, sources: tuple[str, ...]
+        self, message: DataQuery, pages: _Pages, evaluation: Evaluation, sources: tuple[str, ...]
     ) -> None:
         self.counts["answered"] += 1
         answer = DataAnswer(
-            query_id=message.query_id, responses=pages.pages, value=value, sources=sources
+            query_id=message.query_id,
+            responses=pages.pages,
+            value=evaluation.value,
+            sources=sources,
+            evaluation=evaluation,
         )
         self.registry.tell(message.reply_to, answer)
 
@@ -587,6 +592,7 @@ class _Pages:
     values: dict[tuple[Subject, Window, OracleSpec], Decimal | _Failure] = field(
         default_factory=dict
     )
+    last: tuple[MarketSpec, Evaluation | _Failure] | None = None
 
     def value(self, spec: MarketSpec) -> Decimal | _Failure:
         """``evaluate(spec, pages).value``, or the failure it raises; computed once per subject,
@@ -594,11 +600,24 @@ class _Pages:
         key = (spec.subject, spec.window, spec.oracle)
         found = self.values.get(key)
         if found is None:
-            try:
-                found = evaluate(spec, self.pages).value
-            except EvaluationError as exc:
-                found = _Failure.of_evaluation(exc)
-            self.values[key] = found
+            evaluated = self.evaluation(spec)
+            found = evaluated if isinstance(evaluated, _Failure) else evaluated.value
+        return found
+
+    def evaluation(self, spec: MarketSpec) -> Evaluation | _Failure:
+        """``evaluate(spec, pages)`` (the answer carries it: the resolver need not evaluate
+        again), or the failure it raises; the last one is kept, since a query asks twice."""
+        last = self.last
+        if last is not None and last[0] is spec:
+            return last[1]
+        try:
+            found: Evaluation | _Failure = evaluate(spec, self.pages)
+        except EvaluationError as exc:
+            found = _Failure.of_evaluation(exc)
+        self.values[(spec.subject, spec.window, spec.oracle)] = (
+            found if isinstance(found, _Failure) else found.value
+        )
+        self.last = (spec, found)
         return found
 
 

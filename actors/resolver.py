@@ -310,12 +310,14 @@ class Resolver(SupervisedActor):
         self.send_later(self.query_timeout_s, self.name, _QueryTimeout(query_id=query_id))
 
     def _observed(self, answer: DataAnswer) -> None:
-        try:
-            evaluation = evaluate(self.spec, answer.responses)
-        except EvaluationError as exc:
-            failure = FailureClass.PERMANENT if exc.permanent else FailureClass.TRANSIENT
-            self._fail(failure, f"evaluation: {exc}")
-            return
+        evaluation = answer.evaluation  # the price cache's, of this very spec and these pages
+        if evaluation is None:
+            try:
+                evaluation = evaluate(self.spec, answer.responses)
+            except EvaluationError as exc:
+                failure = FailureClass.PERMANENT if exc.permanent else FailureClass.TRANSIENT
+                self._fail(failure, f"evaluation: {exc}")
+                return
         proof = build_proof(self.spec, answer.responses, evaluation)
         self._observation_made(
             (self.key.db_key(), proof), _observation(proof, data_hash_hex(proof))

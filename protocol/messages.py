@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from protocol.codec import register
+from protocol.evaluation.model import Evaluation
 from protocol.hyperliquid import RawResponse
 from protocol.spec import Address, Frozen, MarketKey, MarketSpec
 from protocol.supervision import ChildSpec, ExitReason
@@ -242,13 +243,15 @@ class DataQuery(Message):
 
 class DataAnswer(Message):
     """Every raw page fetched for the query (the proof's evidence), the value they give, and the
-    sources that agreed on it."""
+    sources that agreed on it; ``evaluation``, when given, is ``evaluate(spec, responses)`` for
+    the query's spec, done already by the price cache (ADR 0023)."""
 
     kind: Literal["data_answer"] = "data_answer"
     query_id: str
     responses: tuple[RawResponse, ...]
     value: Decimal
     sources: tuple[str, ...] = ()
+    evaluation: Evaluation | None = None
 
 
 class DataFailed(Message):

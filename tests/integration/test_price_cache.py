@@ -206,6 +206,8 @@ def test_token_price_on_the_recorded_kpepe_candles(
         state = rt.state("price_cache")
     # The value is the evaluator's on exactly the pages returned (the resolver's proof check).
     assert got.value == evaluate(KPEPE, got.responses).value == Decimal("0.001539")
+    # and the whole evaluation, which the resolver takes instead of evaluating again
+    assert got.evaluation == evaluate(KPEPE, got.responses)
     assert got.sources == ("primary",)
     assert [r.request for r in got.responses] == list(plan(KPEPE, int(KPEPE_NOW * 1000)).requests)
     assert got.responses[0].url == f"{hl_sim.url}/info"
