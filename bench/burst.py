@@ -56,9 +56,10 @@ NAIVE_BUDGET_S = float(os.environ.get("ORACLE_RUNNER_BURST_NAIVE_BUDGET_S", "150
 """The baseline stops after this long and its time is scaled from the markets it committed."""
 PRUNE_HISTORY = 16
 """States anvil keeps: each copies ten thousand market contracts (see ``devnet.anvil``)."""
-MAX_RESOLVERS = int(os.environ.get("ORACLE_RUNNER_BURST_RESOLVERS", "2048"))
+MAX_RESOLVERS = int(os.environ.get("ORACLE_RUNNER_BURST_RESOLVERS", "4096"))
 """The daemon's ``max_resolvers`` for the burst: 2,048 beat 512 in each of three alternating
-pairs once mailboxes were cheap (ADR 0006, 2026-12-06)."""
+pairs once mailboxes were cheap, and 4,096 beat 2,048 in each of four once finished resolvers
+were freed at once (ADR 0006, 2026-12-06)."""
 RESOLVER_THREADS = LimitsConfig().resolver_threads
 """The dispatcher the resolvers run on (ADR 0015): the daemon's default, set explicitly."""
 _BUNDLE_DEFAULT = ChainConfig.model_fields["bundle_max"].default
