@@ -30,7 +30,8 @@ from typing import Any
 from protocol.spec import checksum_address
 
 WORD = 32
-_ZERO = bytes(WORD)
+_PAD_ADDRESS = bytes(12)
+_PAD_BOOL = bytes(WORD - 1)
 
 
 def word(kind: str, value: Any) -> bytes:
@@ -58,11 +59,11 @@ def read(kind: str, data: bytes) -> Any | None:
     if len(data) != WORD:
         return None
     if kind == "address":
-        return "0x" + data[12:].hex() if data[:12] == _ZERO[:12] else None
+        return "0x" + data[12:].hex() if data[:12] == _PAD_ADDRESS else None
     if kind == "bytes32":
         return bytes(data)
     if kind == "bool":
-        return (data[31] == 1) if data[:31] == _ZERO[:31] and data[31] <= 1 else None
+        return (data[31] == 1) if data[:31] == _PAD_BOOL and data[31] <= 1 else None
     value = int.from_bytes(data, "big")
     return value if value >> _uint_bits(kind) == 0 else None
 
@@ -86,10 +87,10 @@ def split_words(kinds: Sequence[str], data: bytes) -> list[bytes] | None:
 
 def decode_words(kinds: Sequence[str], data: bytes) -> tuple[Any, ...] | None:
     """``eth_abi.decode(kinds, data)`` when ``data`` is that canonical encoding, else None."""
-    words = split_words(kinds, data)
-    if words is None:
+    if len(data) != WORD * len(kinds):
         return None
-    return tuple(read(kind, w) for kind, w in zip(kinds, words, strict=True))
+    values = tuple(read(kind, data[n * WORD : (n + 1) * WORD]) for n, kind in enumerate(kinds))
+    return None if any(value is None for value in values) else values
 
 
 def encode_word_arrays(rows: Sequence[Sequence[bytes]], columns: int) -> bytes:
